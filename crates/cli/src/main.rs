@@ -1,0 +1,3 @@
+//! The `ticktock` command.
+
+fn main() {}

@@ -1,0 +1,77 @@
+//! A hierarchical timing wheel for protocol timers: O(1) insert, cancel and reset, generational
+//! keys, allocation-free once warm, never early.
+//!
+//! [`TimerWheel<T>`] stores timers that fire at integer **ticks**. It never reads a clock: the
+//! caller decides what a tick is (ticktock's timer service uses 1 ms by default) and tells
+//! [`TimerWheel::poll`] which tick it is. That keeps the structure pure, `no_std`, and testable
+//! on virtual time.
+//!
+//! # Design
+//!
+//! - **Levels.** Six levels of 64 slots. A slot at level `L` spans `64^L` ticks, so level 0 has
+//!   one-tick slots and the whole hierarchy spans 2^36 ticks ([`HORIZON`], about 795 days of
+//!   1 ms ticks). A timer is filed at the lowest level whose slot boundaries separate its
+//!   deadline from the current tick (the highest differing bit of the two picks it).
+//! - **Occupancy bitmaps.** Each level has a `u64` with one bit per non-empty slot.
+//!   [`TimerWheel::next_deadline`] is a rotate and a trailing-zero count on the first non-empty
+//!   level, and [`TimerWheel::poll`] visits only occupied slots: a jump of time over an empty or
+//!   sparse wheel costs O(levels), never O(ticks).
+//! - **Slab and intrusive lists.** Timers live in one `Vec` of 32-byte entries (for `T = u64`)
+//!   with a free list, so a warm wheel allocates nothing. Each slot is a doubly linked list
+//!   threaded through the entries by `u32` indices, which makes cancel and reset O(1).
+//! - **Generational keys.** A [`TimerKey`] is an index plus the generation of its entry. Firing
+//!   or cancelling a timer moves the generation on, so a stale key is a harmless no-op.
+//! - **Cascading.** When a poll passes a slot of a coarse level, the timers in it that are due
+//!   fire; the others are re-filed once, after the wheel reaches the polled tick, straight into
+//!   the level they now belong to.
+//!
+//! # Invariants
+//!
+//! - Every timer comes out exactly once: returned by a poll at or after its deadline, or
+//!   cancelled (explicitly or by [`TimerWheel::clear`]).
+//! - A timer never fires before its deadline tick. A deadline at or before the current tick fires
+//!   at the next poll; a deadline beyond the horizon waits in the top level and is re-filed
+//!   until it is within reach. Any `u64` deadline is accepted.
+//! - Every timer at level `L` is due before every timer at level `L + 1`, so the first
+//!   non-empty level holds the next work.
+//!
+//! # Example
+//!
+//! ```
+//! use ticktock_wheel::TimerWheel;
+//!
+//! let mut wheel = TimerWheel::new();
+//! let idle = wheel.insert(30_000, "idle");
+//! let rto = wheel.insert(200, "retransmit");
+//!
+//! // A packet arrives: push the idle timer back. O(1), same key.
+//! assert!(wheel.reset(idle, 31_000));
+//! // The ack arrives: cancel the retransmission timer.
+//! assert_eq!(wheel.cancel(rto), Some("retransmit"));
+//! // The key is stale now; using it again does nothing.
+//! assert_eq!(wheel.cancel(rto), None);
+//!
+//! let mut fired = Vec::new();
+//! assert_eq!(wheel.poll(30_999, &mut fired), 0);
+//! assert_eq!(wheel.poll(31_000, &mut fired), 1);
+//! assert_eq!(fired, ["idle"]);
+//! ```
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod key;
+mod level;
+mod slab;
+mod stats;
+mod wheel;
+
+pub use key::TimerKey;
+pub use level::{HORIZON, LEVELS, SLOTS};
+pub use stats::WheelStats;
+pub use wheel::{Expired, TimerWheel};

@@ -1,0 +1,23 @@
+//! Counters a [`TimerWheel`](crate::TimerWheel) keeps about itself.
+
+use crate::level::LEVELS;
+
+/// A snapshot of a wheel's state and lifetime counters, from
+/// [`TimerWheel::stats`](crate::TimerWheel::stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WheelStats {
+    /// Live timers.
+    pub live: usize,
+    /// Live timers filed at each level (level 0 is the finest, one tick per slot).
+    pub timers_per_level: [usize; LEVELS],
+    /// Non-empty slots at each level, out of 64.
+    pub occupied_slots_per_level: [u32; LEVELS],
+    /// Timers moved to a finer slot by a poll, without firing, since the wheel was made.
+    pub cascades: u64,
+    /// Timers fired since the wheel was made.
+    pub fired: u64,
+    /// Timers cancelled (including by `clear`) since the wheel was made.
+    pub cancelled: u64,
+    /// Heap bytes held by the entry table (live and free entries).
+    pub heap_bytes: usize,
+}

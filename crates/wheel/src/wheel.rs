@@ -1,0 +1,417 @@
+//! [`TimerWheel`]: the hierarchy of slot lists over the [`Slab`].
+
+use core::fmt;
+
+use crate::key::TimerKey;
+use crate::level::{self, LEVELS, SLOTS};
+use crate::slab::{ListId, NIL, Slab};
+use crate::stats::WheelStats;
+
+/// A timer that [`TimerWheel::poll_with`] hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired<T> {
+    /// The key the timer had; it is stale from now on.
+    pub key: TimerKey,
+    /// The deadline tick the timer was set for (at or before the polled tick).
+    pub deadline: u64,
+    /// The timer's value.
+    pub value: T,
+}
+
+/// A hierarchical timing wheel over integer ticks.
+///
+/// See the [crate documentation](crate) for the design. In short: six levels of 64 slots, each
+/// slot an intrusive doubly linked list of timers stored in a slab, a `u64` bitmap per level
+/// saying which slots are non-empty. Insert, cancel and reset are O(1); finding the next slot
+/// with work is a rotate and a trailing-zero count per level; polling touches only occupied
+/// slots, so jumping far ahead costs O(levels + timers that move).
+///
+/// The wheel never reads a clock: ticks are whatever the caller says they are, and
+/// [`poll`](Self::poll) is told which tick it is.
+pub struct TimerWheel<T> {
+    slab: Slab<T>,
+    /// The tick of the last poll; every timer is filed relative to it.
+    now: u64,
+    /// Head of each slot's list, indexed by [`ListId::index`].
+    heads: [u32; LEVELS * SLOTS],
+    /// Bit `s` of `occupied[l]` is set exactly when slot `s` of level `l` is non-empty.
+    occupied: [u64; LEVELS],
+    /// Timers per level, for [`WheelStats`].
+    per_level: [usize; LEVELS],
+    cascades: u64,
+    fired: u64,
+    cancelled: u64,
+}
+
+impl<T> Default for TimerWheel<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for TimerWheel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimerWheel")
+            .field("now", &self.now)
+            .field("len", &self.len())
+            .field("next_deadline", &self.next_deadline())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> TimerWheel<T> {
+    /// An empty wheel standing at tick 0.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self::from_slab(Slab::new())
+    }
+
+    /// An empty wheel at tick 0 with room for `capacity` timers before it allocates.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::from_slab(Slab::with_capacity(capacity))
+    }
+
+    const fn from_slab(slab: Slab<T>) -> Self {
+        Self {
+            slab,
+            now: 0,
+            heads: [NIL; LEVELS * SLOTS],
+            occupied: [0; LEVELS],
+            per_level: [0; LEVELS],
+            cascades: 0,
+            fired: 0,
+            cancelled: 0,
+        }
+    }
+
+    /// Number of live timers (inserted, neither fired nor cancelled).
+    #[inline]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Whether no timer is live.
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.slab.len() == 0
+    }
+
+    /// How many timers fit before the entry table has to grow.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.slab.capacity()
+    }
+
+    /// Makes room for at least `additional` more live timers without further allocation.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slab.reserve(additional);
+    }
+
+    /// The tick of the last [`poll`](Self::poll) (0 before the first).
+    ///
+    /// A timer inserted with a deadline at or before this tick is due at the next poll.
+    #[inline]
+    #[must_use]
+    pub fn current_tick(&self) -> u64 {
+        self.now
+    }
+
+    /// Schedules `value` to fire at tick `deadline` and returns its key.
+    ///
+    /// Any `u64` is a valid deadline: one at or before [`current_tick`](Self::current_tick)
+    /// fires at the next poll, one beyond the [`HORIZON`](crate::HORIZON) waits in the top
+    /// level and is re-filed until it is due.
+    ///
+    /// # Panics
+    /// Only when more than `u32::MAX - 1` timers would be live at once.
+    #[inline]
+    pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
+        let list = self.list_for(deadline);
+        let key = self.slab.insert(deadline, value, list);
+        self.link(key.index, list);
+        key
+    }
+
+    /// Schedules many timers at once, pushing their keys into `keys` in the same order.
+    ///
+    /// Reserves room for the whole batch up front, so a batch causes at most one allocation.
+    pub fn insert_many<I>(&mut self, timers: I, keys: &mut impl Extend<TimerKey>)
+    where
+        I: IntoIterator<Item = (u64, T)>,
+    {
+        let timers = timers.into_iter();
+        self.slab.reserve(timers.size_hint().0);
+        keys.extend(timers.map(|(deadline, value)| self.insert(deadline, value)));
+    }
+
+    /// Cancels the timer `key` names and returns its value, or `None` when the key is stale
+    /// (the timer fired, was cancelled, or the key is not from this wheel).
+    #[inline]
+    pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        let index = self.slab.resolve(key)?;
+        self.unlink(index);
+        self.cancelled += 1;
+        Some(self.slab.remove(index).value)
+    }
+
+    /// Cancels every timer in `keys`, pushing the values of those still live into `values`.
+    /// Returns how many were cancelled; stale keys are skipped.
+    pub fn cancel_many<I>(&mut self, keys: I, values: &mut impl Extend<T>) -> usize
+    where
+        I: IntoIterator<Item = TimerKey>,
+    {
+        let mut cancelled = 0;
+        values.extend(keys.into_iter().filter_map(|key| {
+            let value = self.cancel(key);
+            cancelled += usize::from(value.is_some());
+            value
+        }));
+        cancelled
+    }
+
+    /// Moves the timer `key` names to a new deadline, keeping its key. Returns `false` (and does
+    /// nothing) when the key is stale.
+    ///
+    /// When the new deadline files into the same slot as the old one (the common case for a
+    /// timer pushed back by a few ticks) only the stored deadline changes.
+    #[inline]
+    pub fn reset(&mut self, key: TimerKey, deadline: u64) -> bool {
+        let Some(index) = self.slab.resolve(key) else {
+            return false;
+        };
+        let list = self.list_for(deadline);
+        let timer = self.slab.timer_mut(index);
+        timer.deadline = deadline;
+        if timer.list != list {
+            self.unlink(index);
+            self.link(index, list);
+        }
+        true
+    }
+
+    /// The deadline of the live timer `key` names.
+    #[inline]
+    #[must_use]
+    pub fn deadline(&self, key: TimerKey) -> Option<u64> {
+        self.slab
+            .resolve(key)
+            .map(|index| self.slab.timer(index).deadline)
+    }
+
+    /// The value of the live timer `key` names.
+    #[inline]
+    #[must_use]
+    pub fn get(&self, key: TimerKey) -> Option<&T> {
+        self.slab
+            .resolve(key)
+            .map(|index| &self.slab.timer(index).value)
+    }
+
+    /// The value of the live timer `key` names, mutably.
+    #[inline]
+    pub fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
+        let index = self.slab.resolve(key)?;
+        Some(&mut self.slab.timer_mut(index).value)
+    }
+
+    /// Whether `key` names a live timer.
+    #[inline]
+    #[must_use]
+    pub fn contains(&self, key: TimerKey) -> bool {
+        self.slab.resolve(key).is_some()
+    }
+
+    /// The earliest tick at which [`poll`](Self::poll) can have work, or `None` when the wheel is
+    /// empty.
+    ///
+    /// It is never later than the earliest deadline (or than [`current_tick`](Self::current_tick)
+    /// when a timer is already overdue), so sleeping until it never oversleeps a timer. It is
+    /// exact when the earliest timer is due within the current 64-tick window; for timers further
+    /// away it is the start of their slot, and polling at that tick moves them down to finer
+    /// slots (a caller then asks again). Cost: a rotate and a trailing-zero count per level.
+    #[inline]
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.next_expiration().map(|(_, start)| start)
+    }
+
+    /// Advances the wheel to tick `now` and pushes the value of every timer due at or before
+    /// `now` into `out`. Returns how many fired.
+    ///
+    /// Each timer fires exactly once and never before its deadline. Timers that are not yet due
+    /// but whose slots were passed move down to finer slots (a cascade). Only occupied slots are
+    /// visited, so a jump of any length over an empty or sparse wheel costs O(levels).
+    ///
+    /// A `now` earlier than [`current_tick`](Self::current_tick) (time does not go backwards, but
+    /// callers make mistakes) fires only the overdue timers whose deadline is at or before `now`.
+    #[inline]
+    pub fn poll(&mut self, now: u64, out: &mut impl Extend<T>) -> usize {
+        self.poll_with(now, |expired| out.extend(core::iter::once(expired.value)))
+    }
+
+    /// Like [`poll`](Self::poll), handing each fired timer to `fire` with its key and deadline.
+    pub fn poll_with(&mut self, now: u64, mut fire: impl FnMut(Expired<T>)) -> usize {
+        if now < self.now {
+            return self.poll_behind(now, &mut fire);
+        }
+        let fired_before = self.fired;
+        // Timers that are passed over but not yet due wait here, off the wheel, until the wheel
+        // stands at `now`; then they are filed once, straight into the level they belong to.
+        let mut deferred = NIL;
+        while let Some((list, start)) = self.next_expiration() {
+            if start > now {
+                break;
+            }
+            let mut index = self.take_list(list);
+            while index != NIL {
+                self.per_level[list.level()] -= 1;
+                let timer = self.slab.timer_mut(index);
+                let next = timer.next;
+                if timer.deadline <= now {
+                    self.fire(index, &mut fire);
+                } else {
+                    timer.next = deferred;
+                    deferred = index;
+                }
+                index = next;
+            }
+        }
+        self.now = now;
+        while deferred != NIL {
+            let next = self.slab.timer(deferred).next;
+            let list = self.list_for(self.slab.timer(deferred).deadline);
+            self.link(deferred, list);
+            self.cascades += 1;
+            deferred = next;
+        }
+        (self.fired - fired_before) as usize
+    }
+
+    /// Cancels every timer (dropping the values) and keeps the memory. Keys handed out before
+    /// are stale afterwards. The current tick and the counters in [`stats`](Self::stats) stay.
+    pub fn clear(&mut self) {
+        self.cancelled += self.slab.len() as u64;
+        self.slab.clear();
+        self.heads = [NIL; LEVELS * SLOTS];
+        self.occupied = [0; LEVELS];
+        self.per_level = [0; LEVELS];
+    }
+
+    /// A snapshot of the wheel's statistics.
+    #[must_use]
+    pub fn stats(&self) -> WheelStats {
+        WheelStats {
+            live: self.slab.len(),
+            timers_per_level: self.per_level,
+            occupied_slots_per_level: self.occupied.map(|bits| bits.count_ones()),
+            cascades: self.cascades,
+            fired: self.fired,
+            cancelled: self.cancelled,
+            heap_bytes: self.slab.heap_bytes(),
+        }
+    }
+
+    /// The list a timer due at `deadline` belongs on now.
+    #[inline]
+    fn list_for(&self, deadline: u64) -> ListId {
+        let tick = level::file_tick(self.now, deadline);
+        let level = level::level_for(self.now, tick);
+        ListId::new(level, level::slot_for(tick, level))
+    }
+
+    /// The first occupied slot and the tick it starts at. Lower levels always hold earlier
+    /// timers than higher ones, so the first non-empty level has it.
+    #[inline]
+    fn next_expiration(&self) -> Option<(ListId, u64)> {
+        let level = self.occupied.iter().position(|&bits| bits != 0)?;
+        let start = level::next_slot_start(self.occupied[level], level, self.now);
+        let slot = level::slot_for(start, level);
+        debug_assert!(self.occupied[level] & (1 << slot) != 0);
+        Some((ListId::new(level, slot), start))
+    }
+
+    #[inline]
+    fn link(&mut self, index: u32, list: ListId) {
+        let slot = list.index();
+        let head = self.heads[slot];
+        let timer = self.slab.timer_mut(index);
+        timer.list = list;
+        timer.prev = NIL;
+        timer.next = head;
+        if head != NIL {
+            self.slab.timer_mut(head).prev = index;
+        }
+        self.heads[slot] = index;
+        let level = list.level();
+        self.occupied[level] |= 1 << (slot % SLOTS);
+        self.per_level[level] += 1;
+    }
+
+    #[inline]
+    fn unlink(&mut self, index: u32) {
+        let timer = self.slab.timer(index);
+        let (prev, next, list) = (timer.prev, timer.next, timer.list);
+        if prev == NIL {
+            debug_assert_eq!(self.heads[list.index()], index);
+            self.heads[list.index()] = next;
+            if next == NIL {
+                self.occupied[list.level()] &= !(1 << (list.index() % SLOTS));
+            }
+        } else {
+            self.slab.timer_mut(prev).next = next;
+        }
+        if next != NIL {
+            self.slab.timer_mut(next).prev = prev;
+        }
+        self.per_level[list.level()] -= 1;
+    }
+
+    /// Detaches a whole slot list and returns its first entry; the entries keep their `next`
+    /// links so the caller can walk the chain, and the caller takes each one off
+    /// `per_level` as it goes.
+    #[inline]
+    fn take_list(&mut self, list: ListId) -> u32 {
+        self.occupied[list.level()] &= !(1 << (list.index() % SLOTS));
+        core::mem::replace(&mut self.heads[list.index()], NIL)
+    }
+
+    #[inline]
+    fn fire(&mut self, index: u32, fire: &mut impl FnMut(Expired<T>)) {
+        let timer = self.slab.remove(index);
+        self.fired += 1;
+        fire(Expired {
+            key: TimerKey {
+                index,
+                generation: timer.generation,
+            },
+            deadline: timer.deadline,
+            value: timer.value,
+        });
+    }
+
+    /// `poll` with a tick before the current one: only overdue timers (all filed in the current
+    /// level-0 slot) can be due.
+    fn poll_behind(&mut self, now: u64, fire: &mut impl FnMut(Expired<T>)) -> usize {
+        let list = ListId::new(0, level::slot_for(self.now, 0));
+        if self.occupied[0] & (1 << level::slot_for(self.now, 0)) == 0 {
+            return 0;
+        }
+        let fired_before = self.fired;
+        let mut index = self.take_list(list);
+        while index != NIL {
+            self.per_level[0] -= 1;
+            let timer = self.slab.timer(index);
+            let next = timer.next;
+            if timer.deadline <= now {
+                self.fire(index, fire);
+            } else {
+                self.link(index, list);
+            }
+            index = next;
+        }
+        (self.fired - fired_before) as usize
+    }
+}

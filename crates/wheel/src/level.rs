@@ -45,24 +45,27 @@ pub(crate) fn slot_for(when: u64, level: usize) -> usize {
 ///
 /// At level 0 the slot of the current tick itself is due now (it holds timers filed at or
 /// before the current tick). Above level 0 the current position can only be occupied by a timer
-/// a whole top-level rotation away (see [`file_tick`]), so it counts as 64 slots ahead.
+/// a whole top-level rotation away (see [`file_tick`]), so it counts as 64 slots ahead, after
+/// every other slot of the level.
 #[inline]
 pub(crate) fn next_slot_start(occupied: u64, level: usize, now: u64) -> u64 {
     debug_assert!(occupied != 0);
     let shift = SLOT_BITS as usize * level;
     let position = ((now >> shift) & (SLOTS as u64 - 1)) as u32;
-    let mut distance = u64::from(occupied.rotate_right(position).trailing_zeros());
-    if distance == 0 && level > 0 {
+    let rotated = occupied.rotate_right(position);
+    let distance = if level == 0 {
+        u64::from(rotated.trailing_zeros())
+    } else if rotated & !1 != 0 {
+        u64::from((rotated & !1).trailing_zeros())
+    } else {
         debug_assert_eq!(
             level,
             LEVELS - 1,
             "only the top level wraps onto its current slot"
         );
-        distance = SLOTS as u64;
-    }
-    ((now >> shift) + distance)
-        .checked_mul(1 << shift)
-        .unwrap_or(u64::MAX)
+        SLOTS as u64
+    };
+    ((now >> shift) + distance).saturating_mul(1 << shift)
 }
 
 /// The tick a timer due at `deadline` is filed under while the wheel stands at `now`.
@@ -72,13 +75,8 @@ pub(crate) fn next_slot_start(occupied: u64, level: usize, now: u64) -> u64 {
 /// looked at again then and re-filed rather than fired.
 #[inline]
 pub(crate) fn file_tick(now: u64, deadline: u64) -> u64 {
-    if deadline <= now {
-        now
-    } else if deadline - now >= HORIZON {
-        now + (HORIZON - 1)
-    } else {
-        deadline
-    }
+    // Branch-free: one max and one min.
+    deadline.max(now).min(now.saturating_add(HORIZON - 1))
 }
 
 #[cfg(test)]
@@ -115,6 +113,7 @@ mod tests {
         assert_eq!(next_slot_start(1, top, now), HORIZON);
         // The top level's current slot means a full rotation ahead.
         assert_eq!(next_slot_start(1, top, 5), HORIZON);
+        assert_eq!(next_slot_start(0b11, top, 5), 1 << 30);
     }
 
     #[test]

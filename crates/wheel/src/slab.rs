@@ -44,6 +44,12 @@ impl ListId {
     pub(crate) fn level(self) -> usize {
         self.index() / SLOTS
     }
+
+    /// This slot's bit in its level's occupancy bitmap.
+    #[inline]
+    pub(crate) fn bit(self) -> u64 {
+        1 << (self.index() % SLOTS)
+    }
 }
 
 /// A live timer.
@@ -107,13 +113,14 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Stores a timer that is not yet on any list; returns its index and key.
+    /// Stores a timer as the new head of `list`, ahead of `next` (the list's old head); returns
+    /// its key. The caller finishes the link (the old head's `prev`, the list head).
     ///
     /// # Panics
     /// When the table already holds `u32::MAX - 1` entries (128 GiB of timers), as `Vec` panics
     /// on capacity overflow.
     #[inline]
-    pub(crate) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> TimerKey {
+    pub(crate) fn insert(&mut self, deadline: u64, value: T, list: ListId, next: u32) -> TimerKey {
         let index = self.free_head;
         self.len += 1;
         if index != NIL {
@@ -129,7 +136,7 @@ impl<T> Slab<T> {
             *entry = Entry::Occupied(Timer {
                 deadline,
                 value,
-                next: NIL,
+                next,
                 prev: NIL,
                 generation,
                 list,
@@ -143,7 +150,7 @@ impl<T> Slab<T> {
             self.entries.push(Entry::Occupied(Timer {
                 deadline,
                 value,
-                next: NIL,
+                next,
                 prev: NIL,
                 generation: 0,
                 list,
@@ -161,6 +168,39 @@ impl<T> Slab<T> {
         match self.entries.get(key.index as usize) {
             Some(Entry::Occupied(timer)) if timer.generation == key.generation => Some(key.index),
             _ => None,
+        }
+    }
+
+    /// The live timer `key` names, with its index.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut Timer<T>> {
+        match self.entries.get_mut(key.index as usize) {
+            Some(Entry::Occupied(timer)) if timer.generation == key.generation => Some(timer),
+            _ => None,
+        }
+    }
+
+    /// Frees the live timer `key` names and returns it; its neighbours still point at it, so
+    /// the caller unlinks it with the returned links.
+    #[inline]
+    pub(crate) fn remove_key(&mut self, key: TimerKey) -> Option<Timer<T>> {
+        let entry = self.entries.get_mut(key.index as usize)?;
+        match entry {
+            Entry::Occupied(timer) if timer.generation == key.generation => {}
+            _ => return None,
+        }
+        let old = core::mem::replace(
+            entry,
+            Entry::Vacant {
+                next_free: self.free_head,
+                generation: key.generation.wrapping_add(1),
+            },
+        );
+        self.free_head = key.index;
+        self.len -= 1;
+        match old {
+            Entry::Occupied(timer) => Some(timer),
+            Entry::Vacant { .. } => unreachable!("checked above"),
         }
     }
 
@@ -237,18 +277,18 @@ mod tests {
     fn freed_entries_are_reused_with_a_new_generation() {
         let mut slab = Slab::new();
         let list = ListId::new(0, 0);
-        let a = slab.insert(1, 10u64, list);
+        let a = slab.insert(1, 10u64, list, NIL);
         let index = slab.resolve(a).unwrap();
         assert_eq!(slab.remove(index).value, 10);
         assert_eq!(slab.resolve(a), None);
-        let b = slab.insert(2, 20u64, list);
+        let b = slab.insert(2, 20u64, list, NIL);
         assert_eq!(b.index, a.index);
         assert_ne!(b.generation, a.generation);
         assert_eq!(slab.len(), 1);
         slab.clear();
         assert_eq!(slab.resolve(b), None);
         assert_eq!(slab.len(), 0);
-        let c = slab.insert(3, 30u64, list);
+        let c = slab.insert(3, 30u64, list, NIL);
         assert_ne!(c, b);
     }
 }

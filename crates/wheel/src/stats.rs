@@ -8,9 +8,8 @@ use crate::level::LEVELS;
 pub struct WheelStats {
     /// Live timers.
     pub live: usize,
-    /// Live timers filed at each level (level 0 is the finest, one tick per slot).
-    pub timers_per_level: [usize; LEVELS],
-    /// Non-empty slots at each level, out of 64.
+    /// Occupancy of each level: its non-empty slots, out of 64 (level 0 is the finest, one
+    /// tick per slot).
     pub occupied_slots_per_level: [u32; LEVELS],
     /// Timers moved to a finer slot by a poll, without firing, since the wheel was made.
     pub cascades: u64,

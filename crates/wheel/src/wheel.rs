@@ -36,8 +36,6 @@ pub struct TimerWheel<T> {
     heads: [u32; LEVELS * SLOTS],
     /// Bit `s` of `occupied[l]` is set exactly when slot `s` of level `l` is non-empty.
     occupied: [u64; LEVELS],
-    /// Timers per level, for [`WheelStats`].
-    per_level: [usize; LEVELS],
     cascades: u64,
     fired: u64,
     cancelled: u64,
@@ -78,7 +76,6 @@ impl<T> TimerWheel<T> {
             now: 0,
             heads: [NIL; LEVELS * SLOTS],
             occupied: [0; LEVELS],
-            per_level: [0; LEVELS],
             cascades: 0,
             fired: 0,
             cancelled: 0,
@@ -130,8 +127,9 @@ impl<T> TimerWheel<T> {
     #[inline]
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
         let list = self.list_for(deadline);
-        let key = self.slab.insert(deadline, value, list);
-        self.link(key.index, list);
+        let head = self.heads[list.index()];
+        let key = self.slab.insert(deadline, value, list, head);
+        self.finish_link(key.index, head, list);
         key
     }
 
@@ -151,10 +149,10 @@ impl<T> TimerWheel<T> {
     /// (the timer fired, was cancelled, or the key is not from this wheel).
     #[inline]
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        let index = self.slab.resolve(key)?;
-        self.unlink(index);
+        let timer = self.slab.remove_key(key)?;
+        self.unlink(key.index, timer.prev, timer.next, timer.list);
         self.cancelled += 1;
-        Some(self.slab.remove(index).value)
+        Some(timer.value)
     }
 
     /// Cancels every timer in `keys`, pushing the values of those still live into `values`.
@@ -179,15 +177,15 @@ impl<T> TimerWheel<T> {
     /// timer pushed back by a few ticks) only the stored deadline changes.
     #[inline]
     pub fn reset(&mut self, key: TimerKey, deadline: u64) -> bool {
-        let Some(index) = self.slab.resolve(key) else {
+        let list = self.list_for(deadline);
+        let Some(timer) = self.slab.get_mut(key) else {
             return false;
         };
-        let list = self.list_for(deadline);
-        let timer = self.slab.timer_mut(index);
         timer.deadline = deadline;
         if timer.list != list {
-            self.unlink(index);
-            self.link(index, list);
+            let (prev, next, old) = (timer.prev, timer.next, timer.list);
+            self.unlink(key.index, prev, next, old);
+            self.link(key.index, list);
         }
         true
     }
@@ -258,31 +256,41 @@ impl<T> TimerWheel<T> {
             return self.poll_behind(now, &mut fire);
         }
         let fired_before = self.fired;
-        // Timers that are passed over but not yet due wait here, off the wheel, until the wheel
-        // stands at `now`; then they are filed once, straight into the level they belong to.
+        // Top-level timers that are not yet due may be whole rotations away; they wait here,
+        // off the wheel, until it stands at `now`, so a jump of any length moves each of them
+        // once instead of once per rotation.
         let mut deferred = NIL;
         while let Some((list, start)) = self.next_expiration() {
             if start > now {
                 break;
             }
+            // No slot starts before `start`, so the wheel may stand there: the timers of this
+            // slot that are not due then file into finer levels relative to it (a cascade).
+            self.now = start;
+            let top = list.level() == LEVELS - 1;
             let mut index = self.take_list(list);
             while index != NIL {
-                self.per_level[list.level()] -= 1;
                 let timer = self.slab.timer_mut(index);
                 let next = timer.next;
-                if timer.deadline <= now {
+                let deadline = timer.deadline;
+                if deadline <= now {
                     self.fire(index, &mut fire);
-                } else {
+                } else if top {
                     timer.next = deferred;
                     deferred = index;
+                } else {
+                    let finer = self.list_for(deadline);
+                    debug_assert!(finer.level() < list.level());
+                    self.link(index, finer);
+                    self.cascades += 1;
                 }
                 index = next;
             }
         }
         self.now = now;
         while deferred != NIL {
-            let next = self.slab.timer(deferred).next;
-            let list = self.list_for(self.slab.timer(deferred).deadline);
+            let timer = self.slab.timer(deferred);
+            let (next, list) = (timer.next, self.list_for(timer.deadline));
             self.link(deferred, list);
             self.cascades += 1;
             deferred = next;
@@ -297,7 +305,6 @@ impl<T> TimerWheel<T> {
         self.slab.clear();
         self.heads = [NIL; LEVELS * SLOTS];
         self.occupied = [0; LEVELS];
-        self.per_level = [0; LEVELS];
     }
 
     /// A snapshot of the wheel's statistics.
@@ -305,7 +312,6 @@ impl<T> TimerWheel<T> {
     pub fn stats(&self) -> WheelStats {
         WheelStats {
             live: self.slab.len(),
-            timers_per_level: self.per_level,
             occupied_slots_per_level: self.occupied.map(|bits| bits.count_ones()),
             cascades: self.cascades,
             fired: self.fired,
@@ -333,32 +339,36 @@ impl<T> TimerWheel<T> {
         Some((ListId::new(level, slot), start))
     }
 
+    /// Puts the live timer at `index` at the head of `list`.
     #[inline]
     fn link(&mut self, index: u32, list: ListId) {
-        let slot = list.index();
-        let head = self.heads[slot];
+        let head = self.heads[list.index()];
         let timer = self.slab.timer_mut(index);
         timer.list = list;
         timer.prev = NIL;
         timer.next = head;
+        self.finish_link(index, head, list);
+    }
+
+    /// Completes a link whose timer already points at `head`: the old head points back and the
+    /// list starts at `index`.
+    #[inline]
+    fn finish_link(&mut self, index: u32, head: u32, list: ListId) {
         if head != NIL {
             self.slab.timer_mut(head).prev = index;
         }
-        self.heads[slot] = index;
-        let level = list.level();
-        self.occupied[level] |= 1 << (slot % SLOTS);
-        self.per_level[level] += 1;
+        self.heads[list.index()] = index;
+        self.occupied[list.level()] |= list.bit();
     }
 
+    /// Takes the timer at `index`, whose links were `prev` and `next`, off `list`.
     #[inline]
-    fn unlink(&mut self, index: u32) {
-        let timer = self.slab.timer(index);
-        let (prev, next, list) = (timer.prev, timer.next, timer.list);
+    fn unlink(&mut self, index: u32, prev: u32, next: u32, list: ListId) {
         if prev == NIL {
             debug_assert_eq!(self.heads[list.index()], index);
             self.heads[list.index()] = next;
             if next == NIL {
-                self.occupied[list.level()] &= !(1 << (list.index() % SLOTS));
+                self.occupied[list.level()] &= !list.bit();
             }
         } else {
             self.slab.timer_mut(prev).next = next;
@@ -366,15 +376,13 @@ impl<T> TimerWheel<T> {
         if next != NIL {
             self.slab.timer_mut(next).prev = prev;
         }
-        self.per_level[list.level()] -= 1;
     }
 
     /// Detaches a whole slot list and returns its first entry; the entries keep their `next`
-    /// links so the caller can walk the chain, and the caller takes each one off
-    /// `per_level` as it goes.
+    /// links so the caller can walk the chain.
     #[inline]
     fn take_list(&mut self, list: ListId) -> u32 {
-        self.occupied[list.level()] &= !(1 << (list.index() % SLOTS));
+        self.occupied[list.level()] &= !list.bit();
         core::mem::replace(&mut self.heads[list.index()], NIL)
     }
 
@@ -396,13 +404,12 @@ impl<T> TimerWheel<T> {
     /// level-0 slot) can be due.
     fn poll_behind(&mut self, now: u64, fire: &mut impl FnMut(Expired<T>)) -> usize {
         let list = ListId::new(0, level::slot_for(self.now, 0));
-        if self.occupied[0] & (1 << level::slot_for(self.now, 0)) == 0 {
+        if self.occupied[0] & list.bit() == 0 {
             return 0;
         }
         let fired_before = self.fired;
         let mut index = self.take_list(list);
         while index != NIL {
-            self.per_level[0] -= 1;
             let timer = self.slab.timer(index);
             let next = timer.next;
             if timer.deadline <= now {

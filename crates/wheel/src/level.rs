@@ -40,32 +40,35 @@ pub(crate) fn slot_for(when: u64, level: usize) -> usize {
     ((when >> (SLOT_BITS as usize * level)) as usize) & (SLOTS - 1)
 }
 
-/// The tick at which the next occupied slot of `level` starts, given the level's occupancy bitmap
-/// (`occupied != 0`) and the wheel's current tick.
+/// The next occupied slot of `level` and the tick it starts at, given the level's occupancy
+/// bitmap (`occupied != 0`) and the wheel's current tick.
 ///
 /// At level 0 the slot of the current tick itself is due now (it holds timers filed at or
 /// before the current tick). Above level 0 the current position can only be occupied by a timer
 /// a whole top-level rotation away (see [`file_tick`]), so it counts as 64 slots ahead, after
 /// every other slot of the level.
 #[inline]
-pub(crate) fn next_slot_start(occupied: u64, level: usize, now: u64) -> u64 {
+pub(crate) fn next_occupied(occupied: u64, level: usize, now: u64) -> (usize, u64) {
     debug_assert!(occupied != 0);
     let shift = SLOT_BITS as usize * level;
-    let position = ((now >> shift) & (SLOTS as u64 - 1)) as u32;
+    let position = (now >> shift) as u32 & (SLOTS as u32 - 1);
     let rotated = occupied.rotate_right(position);
     let distance = if level == 0 {
-        u64::from(rotated.trailing_zeros())
+        rotated.trailing_zeros()
     } else if rotated & !1 != 0 {
-        u64::from((rotated & !1).trailing_zeros())
+        (rotated & !1).trailing_zeros()
     } else {
         debug_assert_eq!(
             level,
             LEVELS - 1,
             "only the top level wraps onto its current slot"
         );
-        SLOTS as u64
+        SLOTS as u32
     };
-    ((now >> shift) + distance).saturating_mul(1 << shift)
+    let slot = (position + distance) as usize & (SLOTS - 1);
+    // Only the top level's last rotation before u64::MAX can wrap; saturate there.
+    let start = ((now >> shift) + u64::from(distance)).wrapping_shl(shift as u32);
+    (slot, if start < now { u64::MAX } else { start })
 }
 
 /// The tick a timer due at `deadline` is filed under while the wheel stands at `now`.
@@ -99,21 +102,20 @@ mod tests {
     }
 
     #[test]
-    fn next_slot_start_rotates_from_current_position() {
-        // Level 0, current tick 10, slots 3 and 12 occupied: slot 12 comes first, slot 3 has
-        // already passed in this window and is only reachable by timers filed at the current
-        // tick, so it is not expected to be occupied; the function still returns slot 12's tick.
-        assert_eq!(next_slot_start(1 << 12, 0, 10), 12);
-        assert_eq!(next_slot_start(1 << 10, 0, 10), 10);
+    fn next_occupied_rotates_from_current_position() {
+        // Level 0, current tick 10: slot 12 comes two ticks later, slot 10 is due now.
+        assert_eq!(next_occupied(1 << 12, 0, 10), (12, 12));
+        assert_eq!(next_occupied(1 << 10, 0, 10), (10, 10));
         // Level 1, current tick 100 (level-1 slot 1): slot 5 starts at 5 * 64.
-        assert_eq!(next_slot_start(1 << 5, 1, 100), 320);
+        assert_eq!(next_occupied(1 << 5, 1, 100), (5, 320));
         // Top level wraps: slot 0 seen from the last slot is the next rotation.
         let top = LEVELS - 1;
-        let now = HORIZON - 1;
-        assert_eq!(next_slot_start(1, top, now), HORIZON);
-        // The top level's current slot means a full rotation ahead.
-        assert_eq!(next_slot_start(1, top, 5), HORIZON);
-        assert_eq!(next_slot_start(0b11, top, 5), 1 << 30);
+        assert_eq!(next_occupied(1, top, HORIZON - 1), (0, HORIZON));
+        // The top level's current slot means a full rotation ahead, after every other slot.
+        assert_eq!(next_occupied(1, top, 5), (0, HORIZON));
+        assert_eq!(next_occupied(0b11, top, 5), (1, 1 << 30));
+        // The last rotation before u64::MAX saturates instead of wrapping.
+        assert_eq!(next_occupied(1, top, u64::MAX - 5), (0, u64::MAX));
     }
 
     #[test]

@@ -6,58 +6,21 @@
 //! entry most likely to still be in cache). Each free bumps the entry's generation, which is what
 //! makes stale [`TimerKey`]s harmless.
 //!
-//! An occupied entry is 32 bytes for `T = u64`: the deadline, the value, the two `u32` links of
-//! its slot's intrusive list, the generation and the [`ListId`] of that list. The vacant variant
-//! fits beside the `ListId` niche, so the enum needs no tag of its own.
+//! The first [`LISTS`] indices belong to the slot lists' sentinels (see [`crate::lists`]), so
+//! their entries are placeholders that stay vacant and off the free list: a key naming one
+//! resolves to nothing. An occupied entry is 24 bytes for `T = u64` (deadline, value,
+//! generation, [`ListId`]); the vacant variant fits beside the `ListId` niche, so the enum needs
+//! no tag of its own. With the 8-byte link that makes 32 bytes per timer.
 
 use alloc::vec::Vec;
-use core::num::NonZeroU16;
 
 use crate::key::TimerKey;
-use crate::level::SLOTS;
-
-/// The "no entry" link of the intrusive lists.
-pub(crate) const NIL: u32 = u32::MAX;
-
-/// Which slot list an entry is on: `level * 64 + slot`, stored plus one so the type has a niche.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct ListId(NonZeroU16);
-
-impl ListId {
-    #[inline]
-    pub(crate) fn new(level: usize, slot: usize) -> Self {
-        debug_assert!(slot < SLOTS);
-        let raw = (level * SLOTS + slot + 1) as u16;
-        match NonZeroU16::new(raw) {
-            Some(id) => Self(id),
-            None => unreachable!("level * 64 + slot + 1 is never zero"),
-        }
-    }
-
-    /// Index into the wheel's flat array of slot heads.
-    #[inline]
-    pub(crate) fn index(self) -> usize {
-        usize::from(self.0.get()) - 1
-    }
-
-    #[inline]
-    pub(crate) fn level(self) -> usize {
-        self.index() / SLOTS
-    }
-
-    /// This slot's bit in its level's occupancy bitmap.
-    #[inline]
-    pub(crate) fn bit(self) -> u64 {
-        1 << (self.index() % SLOTS)
-    }
-}
+use crate::lists::{LISTS, ListId, NIL};
 
 /// A live timer.
 pub(crate) struct Timer<T> {
     pub(crate) deadline: u64,
     pub(crate) value: T,
-    pub(crate) next: u32,
-    pub(crate) prev: u32,
     pub(crate) generation: u32,
     pub(crate) list: ListId,
 }
@@ -67,7 +30,7 @@ enum Entry<T> {
     Vacant { next_free: u32, generation: u32 },
 }
 
-/// Storage for timers, indexed by `u32`.
+/// Storage for timers, indexed by `u32` from [`LISTS`] up.
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     free_head: u32,
@@ -75,17 +38,14 @@ pub(crate) struct Slab<T> {
 }
 
 impl<T> Slab<T> {
-    pub(crate) const fn new() -> Self {
-        Self {
-            entries: Vec::new(),
-            free_head: NIL,
-            len: 0,
-        }
-    }
-
     pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut entries = Vec::with_capacity(LISTS + capacity);
+        entries.extend((0..LISTS).map(|_| Entry::Vacant {
+            next_free: NIL,
+            generation: 0,
+        }));
         Self {
-            entries: Vec::with_capacity(capacity),
+            entries,
             free_head: NIL,
             len: 0,
         }
@@ -97,7 +57,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.entries.capacity()
+        self.entries.capacity() - LISTS
     }
 
     /// Bytes of heap this slab holds, whether or not the entries are in use.
@@ -105,22 +65,22 @@ impl<T> Slab<T> {
         self.entries.capacity() * core::mem::size_of::<Entry<T>>()
     }
 
-    /// Makes room for `additional` more timers beyond those that free entries can take.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        let free = self.entries.len() - self.len;
-        if additional > free {
-            self.entries.reserve(additional - free);
-        }
+    /// Makes room for `additional` more timers beyond those that free entries can take; returns
+    /// how many new entries that may push.
+    pub(crate) fn reserve(&mut self, additional: usize) -> usize {
+        let free = self.entries.len() - LISTS - self.len;
+        let new = additional.saturating_sub(free);
+        self.entries.reserve(new);
+        new
     }
 
-    /// Stores a timer as the new head of `list`, ahead of `next` (the list's old head); returns
-    /// its key. The caller finishes the link (the old head's `prev`, the list head).
+    /// Stores a timer on `list` (the caller links it) and returns its key.
     ///
     /// # Panics
-    /// When the table already holds `u32::MAX - 1` entries (128 GiB of timers), as `Vec` panics
+    /// When the table already holds `u32::MAX - 1` entries (96 GiB of timers), as `Vec` panics
     /// on capacity overflow.
     #[inline]
-    pub(crate) fn insert(&mut self, deadline: u64, value: T, list: ListId, next: u32) -> TimerKey {
+    pub(crate) fn insert(&mut self, deadline: u64, value: T, list: ListId) -> TimerKey {
         let index = self.free_head;
         self.len += 1;
         if index != NIL {
@@ -136,8 +96,6 @@ impl<T> Slab<T> {
             *entry = Entry::Occupied(Timer {
                 deadline,
                 value,
-                next,
-                prev: NIL,
                 generation,
                 list,
             });
@@ -150,8 +108,6 @@ impl<T> Slab<T> {
             self.entries.push(Entry::Occupied(Timer {
                 deadline,
                 value,
-                next,
-                prev: NIL,
                 generation: 0,
                 list,
             }));
@@ -162,16 +118,16 @@ impl<T> Slab<T> {
         }
     }
 
-    /// The index of the live timer `key` names, if it names one.
+    /// The live timer `key` names.
     #[inline]
-    pub(crate) fn resolve(&self, key: TimerKey) -> Option<u32> {
+    pub(crate) fn get(&self, key: TimerKey) -> Option<&Timer<T>> {
         match self.entries.get(key.index as usize) {
-            Some(Entry::Occupied(timer)) if timer.generation == key.generation => Some(key.index),
+            Some(Entry::Occupied(timer)) if timer.generation == key.generation => Some(timer),
             _ => None,
         }
     }
 
-    /// The live timer `key` names, with its index.
+    /// The live timer `key` names, mutably.
     #[inline]
     pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut Timer<T>> {
         match self.entries.get_mut(key.index as usize) {
@@ -180,36 +136,12 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Frees the live timer `key` names and returns it; its neighbours still point at it, so
-    /// the caller unlinks it with the returned links.
-    #[inline]
-    pub(crate) fn remove_key(&mut self, key: TimerKey) -> Option<Timer<T>> {
-        let entry = self.entries.get_mut(key.index as usize)?;
-        match entry {
-            Entry::Occupied(timer) if timer.generation == key.generation => {}
-            _ => return None,
-        }
-        let old = core::mem::replace(
-            entry,
-            Entry::Vacant {
-                next_free: self.free_head,
-                generation: key.generation.wrapping_add(1),
-            },
-        );
-        self.free_head = key.index;
-        self.len -= 1;
-        match old {
-            Entry::Occupied(timer) => Some(timer),
-            Entry::Vacant { .. } => unreachable!("checked above"),
-        }
-    }
-
-    /// The live timer at `index`. Internal links always point at live timers.
+    /// The live timer at `index`. Lists only ever hold live timers.
     #[inline]
     pub(crate) fn timer(&self, index: u32) -> &Timer<T> {
         match &self.entries[index as usize] {
             Entry::Occupied(timer) => timer,
-            Entry::Vacant { .. } => unreachable!("link to a vacant entry"),
+            Entry::Vacant { .. } => unreachable!("a list holds a vacant entry"),
         }
     }
 
@@ -218,11 +150,18 @@ impl<T> Slab<T> {
     pub(crate) fn timer_mut(&mut self, index: u32) -> &mut Timer<T> {
         match &mut self.entries[index as usize] {
             Entry::Occupied(timer) => timer,
-            Entry::Vacant { .. } => unreachable!("link to a vacant entry"),
+            Entry::Vacant { .. } => unreachable!("a list holds a vacant entry"),
         }
     }
 
-    /// Frees the live timer at `index` (already off its list) and returns it.
+    /// Frees the live timer `key` names and returns it (the caller unlinks it).
+    #[inline]
+    pub(crate) fn remove_key(&mut self, key: TimerKey) -> Option<Timer<T>> {
+        self.get(key)?;
+        Some(self.remove(key.index))
+    }
+
+    /// Frees the live timer at `index` and returns it (the caller unlinks it).
     #[inline]
     pub(crate) fn remove(&mut self, index: u32) -> Timer<T> {
         let entry = &mut self.entries[index as usize];
@@ -249,7 +188,7 @@ impl<T> Slab<T> {
     /// handed out before stays valid.
     pub(crate) fn clear(&mut self) {
         self.free_head = NIL;
-        for (index, entry) in self.entries.iter_mut().enumerate().rev() {
+        for (index, entry) in self.entries.iter_mut().enumerate().skip(LISTS).rev() {
             let generation = match entry {
                 Entry::Occupied(timer) => timer.generation.wrapping_add(1),
                 Entry::Vacant { generation, .. } => *generation,
@@ -269,26 +208,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entry_is_32_bytes_for_u64_values() {
-        assert_eq!(core::mem::size_of::<Entry<u64>>(), 32);
+    fn entry_is_24_bytes_for_u64_values() {
+        assert_eq!(core::mem::size_of::<Entry<u64>>(), 24);
     }
 
     #[test]
     fn freed_entries_are_reused_with_a_new_generation() {
-        let mut slab = Slab::new();
+        let mut slab = Slab::with_capacity(0);
         let list = ListId::new(0, 0);
-        let a = slab.insert(1, 10u64, list, NIL);
-        let index = slab.resolve(a).unwrap();
-        assert_eq!(slab.remove(index).value, 10);
-        assert_eq!(slab.resolve(a), None);
-        let b = slab.insert(2, 20u64, list, NIL);
+        let a = slab.insert(1, 10u64, list);
+        assert!(a.index as usize >= LISTS);
+        assert_eq!(slab.remove_key(a).map(|t| t.value), Some(10));
+        assert!(slab.get(a).is_none());
+        let b = slab.insert(2, 20u64, list);
         assert_eq!(b.index, a.index);
         assert_ne!(b.generation, a.generation);
         assert_eq!(slab.len(), 1);
         slab.clear();
-        assert_eq!(slab.resolve(b), None);
+        assert!(slab.get(b).is_none());
         assert_eq!(slab.len(), 0);
-        let c = slab.insert(3, 30u64, list, NIL);
+        let c = slab.insert(3, 30u64, list);
         assert_ne!(c, b);
+    }
+
+    #[test]
+    fn sentinel_indices_never_resolve() {
+        let mut slab: Slab<u64> = Slab::with_capacity(0);
+        for index in [0, 1, LISTS as u32 - 1] {
+            let key = TimerKey {
+                index,
+                generation: 0,
+            };
+            assert!(slab.get(key).is_none());
+            assert!(slab.remove_key(key).is_none());
+        }
     }
 }

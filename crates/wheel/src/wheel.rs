@@ -1,10 +1,12 @@
 //! [`TimerWheel`]: the hierarchy of slot lists over the [`Slab`].
 
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::key::TimerKey;
-use crate::level::{self, LEVELS, SLOTS};
-use crate::slab::{ListId, NIL, Slab};
+use crate::level::{self, LEVELS};
+use crate::lists::{ListId, Lists, NIL};
+use crate::slab::Slab;
 use crate::stats::WheelStats;
 
 /// A timer that [`TimerWheel::poll_with`] hands out.
@@ -21,21 +23,18 @@ pub struct Expired<T> {
 /// A hierarchical timing wheel over integer ticks.
 ///
 /// See the [crate documentation](crate) for the design. In short: six levels of 64 slots, each
-/// slot an intrusive doubly linked list of timers stored in a slab, a `u64` bitmap per level
-/// saying which slots are non-empty. Insert, cancel and reset are O(1); finding the next slot
-/// with work is a rotate and a trailing-zero count per level; polling touches only occupied
-/// slots, so jumping far ahead costs O(levels + timers that move).
+/// slot an intrusive circular list of timers stored in a slab, a `u64` bitmap per level saying
+/// which slots are non-empty. Insert, cancel and reset are O(1); finding the next slot with work
+/// is a rotate and a trailing-zero count per level; polling touches only occupied slots, so
+/// jumping far ahead costs O(levels + timers that move).
 ///
 /// The wheel never reads a clock: ticks are whatever the caller says they are, and
 /// [`poll`](Self::poll) is told which tick it is.
 pub struct TimerWheel<T> {
     slab: Slab<T>,
-    /// The tick of the last poll; every timer is filed relative to it.
+    lists: Lists,
+    /// The tick the wheel stands at; every timer is filed relative to it.
     now: u64,
-    /// Head of each slot's list, indexed by [`ListId::index`].
-    heads: [u32; LEVELS * SLOTS],
-    /// Bit `s` of `occupied[l]` is set exactly when slot `s` of level `l` is non-empty.
-    occupied: [u64; LEVELS],
     cascades: u64,
     fired: u64,
     cancelled: u64,
@@ -58,24 +57,19 @@ impl<T> fmt::Debug for TimerWheel<T> {
 }
 
 impl<T> TimerWheel<T> {
-    /// An empty wheel standing at tick 0.
+    /// An empty wheel standing at tick 0. Allocates its fixed part (the slot lists, 12 KiB).
     #[must_use]
-    pub const fn new() -> Self {
-        Self::from_slab(Slab::new())
+    pub fn new() -> Self {
+        Self::with_capacity(0)
     }
 
-    /// An empty wheel at tick 0 with room for `capacity` timers before it allocates.
+    /// An empty wheel at tick 0 with room for `capacity` timers before it allocates again.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
-        Self::from_slab(Slab::with_capacity(capacity))
-    }
-
-    const fn from_slab(slab: Slab<T>) -> Self {
         Self {
-            slab,
+            slab: Slab::with_capacity(capacity),
+            lists: Lists::with_capacity(capacity),
             now: 0,
-            heads: [NIL; LEVELS * SLOTS],
-            occupied: [0; LEVELS],
             cascades: 0,
             fired: 0,
             cancelled: 0,
@@ -96,7 +90,7 @@ impl<T> TimerWheel<T> {
         self.slab.len() == 0
     }
 
-    /// How many timers fit before the entry table has to grow.
+    /// How many timers fit before the wheel has to allocate.
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.slab.capacity()
@@ -104,10 +98,11 @@ impl<T> TimerWheel<T> {
 
     /// Makes room for at least `additional` more live timers without further allocation.
     pub fn reserve(&mut self, additional: usize) {
-        self.slab.reserve(additional);
+        let new = self.slab.reserve(additional);
+        self.lists.reserve(new);
     }
 
-    /// The tick of the last [`poll`](Self::poll) (0 before the first).
+    /// The tick the wheel stands at: that of the last [`poll`](Self::poll) (0 before the first).
     ///
     /// A timer inserted with a deadline at or before this tick is due at the next poll.
     #[inline]
@@ -123,13 +118,13 @@ impl<T> TimerWheel<T> {
     /// level and is re-filed until it is due.
     ///
     /// # Panics
-    /// Only when more than `u32::MAX - 1` timers would be live at once.
-    #[inline]
+    /// Only when more than about `u32::MAX` timers would be live at once.
+    #[inline(always)]
     pub fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
         let list = self.list_for(deadline);
-        let head = self.heads[list.index()];
-        let key = self.slab.insert(deadline, value, list, head);
-        self.finish_link(key.index, head, list);
+        let key = self.slab.insert(deadline, value, list);
+        self.lists.cover(key.index);
+        self.lists.push_front(key.index, list);
         key
     }
 
@@ -141,16 +136,16 @@ impl<T> TimerWheel<T> {
         I: IntoIterator<Item = (u64, T)>,
     {
         let timers = timers.into_iter();
-        self.slab.reserve(timers.size_hint().0);
+        self.reserve(timers.size_hint().0);
         keys.extend(timers.map(|(deadline, value)| self.insert(deadline, value)));
     }
 
     /// Cancels the timer `key` names and returns its value, or `None` when the key is stale
     /// (the timer fired, was cancelled, or the key is not from this wheel).
-    #[inline]
+    #[inline(always)]
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         let timer = self.slab.remove_key(key)?;
-        self.unlink(key.index, timer.prev, timer.next, timer.list);
+        self.lists.remove(key.index, timer.list);
         self.cancelled += 1;
         Some(timer.value)
     }
@@ -174,18 +169,18 @@ impl<T> TimerWheel<T> {
     /// nothing) when the key is stale.
     ///
     /// When the new deadline files into the same slot as the old one (the common case for a
-    /// timer pushed back by a few ticks) only the stored deadline changes.
-    #[inline]
+    /// timer pushed back by a little) only the stored deadline changes.
+    #[inline(always)]
     pub fn reset(&mut self, key: TimerKey, deadline: u64) -> bool {
         let list = self.list_for(deadline);
         let Some(timer) = self.slab.get_mut(key) else {
             return false;
         };
         timer.deadline = deadline;
-        if timer.list != list {
-            let (prev, next, old) = (timer.prev, timer.next, timer.list);
-            self.unlink(key.index, prev, next, old);
-            self.link(key.index, list);
+        let old = core::mem::replace(&mut timer.list, list);
+        if old != list {
+            self.lists.remove(key.index, old);
+            self.lists.push_front(key.index, list);
         }
         true
     }
@@ -194,32 +189,27 @@ impl<T> TimerWheel<T> {
     #[inline]
     #[must_use]
     pub fn deadline(&self, key: TimerKey) -> Option<u64> {
-        self.slab
-            .resolve(key)
-            .map(|index| self.slab.timer(index).deadline)
+        self.slab.get(key).map(|timer| timer.deadline)
     }
 
     /// The value of the live timer `key` names.
     #[inline]
     #[must_use]
     pub fn get(&self, key: TimerKey) -> Option<&T> {
-        self.slab
-            .resolve(key)
-            .map(|index| &self.slab.timer(index).value)
+        self.slab.get(key).map(|timer| &timer.value)
     }
 
     /// The value of the live timer `key` names, mutably.
     #[inline]
     pub fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
-        let index = self.slab.resolve(key)?;
-        Some(&mut self.slab.timer_mut(index).value)
+        self.slab.get_mut(key).map(|timer| &mut timer.value)
     }
 
     /// Whether `key` names a live timer.
     #[inline]
     #[must_use]
     pub fn contains(&self, key: TimerKey) -> bool {
-        self.slab.resolve(key).is_some()
+        self.slab.get(key).is_some()
     }
 
     /// The earliest tick at which [`poll`](Self::poll) can have work, or `None` when the wheel is
@@ -229,7 +219,7 @@ impl<T> TimerWheel<T> {
     /// when a timer is already overdue), so sleeping until it never oversleeps a timer. It is
     /// exact when the earliest timer is due within the current 64-tick window; for timers further
     /// away it is the start of their slot, and polling at that tick moves them down to finer
-    /// slots (a caller then asks again). Cost: a rotate and a trailing-zero count per level.
+    /// slots (a caller then asks again). Cost: a rotate and a trailing-zero count.
     #[inline]
     #[must_use]
     pub fn next_deadline(&self) -> Option<u64> {
@@ -246,8 +236,8 @@ impl<T> TimerWheel<T> {
     /// A `now` earlier than [`current_tick`](Self::current_tick) (time does not go backwards, but
     /// callers make mistakes) fires only the overdue timers whose deadline is at or before `now`.
     #[inline]
-    pub fn poll(&mut self, now: u64, out: &mut impl Extend<T>) -> usize {
-        self.poll_with(now, |expired| out.extend(core::iter::once(expired.value)))
+    pub fn poll(&mut self, now: u64, out: &mut Vec<T>) -> usize {
+        self.poll_with(now, |expired| out.push(expired.value))
     }
 
     /// Like [`poll`](Self::poll), handing each fired timer to `fire` with its key and deadline.
@@ -268,31 +258,27 @@ impl<T> TimerWheel<T> {
             // slot that are not due then file into finer levels relative to it (a cascade).
             self.now = start;
             let top = list.level() == LEVELS - 1;
-            let mut index = self.take_list(list);
-            while index != NIL {
-                let timer = self.slab.timer_mut(index);
-                let next = timer.next;
-                let deadline = timer.deadline;
+            let end = list.sentinel();
+            let mut index = self.lists.take(list);
+            while index != end {
+                let next = self.lists.next(index);
+                let deadline = self.slab.timer(index).deadline;
                 if deadline <= now {
                     self.fire(index, &mut fire);
                 } else if top {
-                    timer.next = deferred;
+                    self.lists.set_next(index, deferred);
                     deferred = index;
                 } else {
-                    let finer = self.list_for(deadline);
-                    debug_assert!(finer.level() < list.level());
-                    self.link(index, finer);
-                    self.cascades += 1;
+                    self.refile(index, deadline);
+                    debug_assert!(self.slab.timer(index).list.level() < list.level());
                 }
                 index = next;
             }
         }
         self.now = now;
         while deferred != NIL {
-            let timer = self.slab.timer(deferred);
-            let (next, list) = (timer.next, self.list_for(timer.deadline));
-            self.link(deferred, list);
-            self.cascades += 1;
+            let next = self.lists.next(deferred);
+            self.refile(deferred, self.slab.timer(deferred).deadline);
             deferred = next;
         }
         (self.fired - fired_before) as usize
@@ -303,8 +289,7 @@ impl<T> TimerWheel<T> {
     pub fn clear(&mut self) {
         self.cancelled += self.slab.len() as u64;
         self.slab.clear();
-        self.heads = [NIL; LEVELS * SLOTS];
-        self.occupied = [0; LEVELS];
+        self.lists.clear();
     }
 
     /// A snapshot of the wheel's statistics.
@@ -312,11 +297,11 @@ impl<T> TimerWheel<T> {
     pub fn stats(&self) -> WheelStats {
         WheelStats {
             live: self.slab.len(),
-            occupied_slots_per_level: self.occupied.map(|bits| bits.count_ones()),
+            occupied_slots_per_level: self.lists.occupied().map(|bits| bits.count_ones()),
             cascades: self.cascades,
             fired: self.fired,
             cancelled: self.cancelled,
-            heap_bytes: self.slab.heap_bytes(),
+            heap_bytes: self.slab.heap_bytes() + self.lists.heap_bytes(),
         }
     }
 
@@ -332,58 +317,21 @@ impl<T> TimerWheel<T> {
     /// timers than higher ones, so the first non-empty level has it.
     #[inline]
     fn next_expiration(&self) -> Option<(ListId, u64)> {
-        let level = self.occupied.iter().position(|&bits| bits != 0)?;
-        let start = level::next_slot_start(self.occupied[level], level, self.now);
-        let slot = level::slot_for(start, level);
-        debug_assert!(self.occupied[level] & (1 << slot) != 0);
-        Some((ListId::new(level, slot), start))
+        let occupied = self.lists.occupied();
+        let level = occupied.iter().position(|&bits| bits != 0)?;
+        let (slot, start) = level::next_occupied(occupied[level], level, self.now);
+        let list = ListId::new(level, slot);
+        debug_assert!(occupied[level] & list.bit() != 0);
+        Some((list, start))
     }
 
-    /// Puts the live timer at `index` at the head of `list`.
+    /// Files timer `index`, on no list, where `deadline` belongs now.
     #[inline]
-    fn link(&mut self, index: u32, list: ListId) {
-        let head = self.heads[list.index()];
-        let timer = self.slab.timer_mut(index);
-        timer.list = list;
-        timer.prev = NIL;
-        timer.next = head;
-        self.finish_link(index, head, list);
-    }
-
-    /// Completes a link whose timer already points at `head`: the old head points back and the
-    /// list starts at `index`.
-    #[inline]
-    fn finish_link(&mut self, index: u32, head: u32, list: ListId) {
-        if head != NIL {
-            self.slab.timer_mut(head).prev = index;
-        }
-        self.heads[list.index()] = index;
-        self.occupied[list.level()] |= list.bit();
-    }
-
-    /// Takes the timer at `index`, whose links were `prev` and `next`, off `list`.
-    #[inline]
-    fn unlink(&mut self, index: u32, prev: u32, next: u32, list: ListId) {
-        if prev == NIL {
-            debug_assert_eq!(self.heads[list.index()], index);
-            self.heads[list.index()] = next;
-            if next == NIL {
-                self.occupied[list.level()] &= !list.bit();
-            }
-        } else {
-            self.slab.timer_mut(prev).next = next;
-        }
-        if next != NIL {
-            self.slab.timer_mut(next).prev = prev;
-        }
-    }
-
-    /// Detaches a whole slot list and returns its first entry; the entries keep their `next`
-    /// links so the caller can walk the chain.
-    #[inline]
-    fn take_list(&mut self, list: ListId) -> u32 {
-        self.occupied[list.level()] &= !list.bit();
-        core::mem::replace(&mut self.heads[list.index()], NIL)
+    fn refile(&mut self, index: u32, deadline: u64) {
+        let list = self.list_for(deadline);
+        self.slab.timer_mut(index).list = list;
+        self.lists.push_front(index, list);
+        self.cascades += 1;
     }
 
     #[inline]
@@ -404,18 +352,18 @@ impl<T> TimerWheel<T> {
     /// level-0 slot) can be due.
     fn poll_behind(&mut self, now: u64, fire: &mut impl FnMut(Expired<T>)) -> usize {
         let list = ListId::new(0, level::slot_for(self.now, 0));
-        if self.occupied[0] & list.bit() == 0 {
+        if self.lists.occupied()[0] & list.bit() == 0 {
             return 0;
         }
         let fired_before = self.fired;
-        let mut index = self.take_list(list);
-        while index != NIL {
-            let timer = self.slab.timer(index);
-            let next = timer.next;
-            if timer.deadline <= now {
+        let end = list.sentinel();
+        let mut index = self.lists.take(list);
+        while index != end {
+            let next = self.lists.next(index);
+            if self.slab.timer(index).deadline <= now {
                 self.fire(index, fire);
             } else {
-                self.link(index, list);
+                self.lists.push_front(index, list);
             }
             index = next;
         }

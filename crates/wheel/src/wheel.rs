@@ -57,10 +57,11 @@ impl<T> fmt::Debug for TimerWheel<T> {
 }
 
 impl<T> TimerWheel<T> {
-    /// An empty wheel standing at tick 0. Allocates its fixed part (the slot lists, 12 KiB).
+    /// An empty wheel standing at tick 0. Allocates its fixed part (the slot lists, 12 KiB) and
+    /// room for 128 timers, which makes the tables' doubling land on powers of two.
     #[must_use]
     pub fn new() -> Self {
-        Self::with_capacity(0)
+        Self::with_capacity(128)
     }
 
     /// An empty wheel at tick 0 with room for `capacity` timers before it allocates again.

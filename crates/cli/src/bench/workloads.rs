@@ -395,9 +395,16 @@ impl<I: TimerImpl> SampleRunner for Memory<I> {
         I::NAME
     }
 
-    /// Heap bytes the structure holds with `timers` live timers, per timer. The keys are the
-    /// caller's and are allocated before the first reading.
+    /// Heap bytes the structure holds with `timers` live timers, less what an empty one holds,
+    /// per timer. The keys are the caller's and are allocated before the first reading.
     fn sample(&mut self) -> Result<Sample, CliError> {
+        let empty = {
+            let before = alloc_counter::live_bytes();
+            let imp = I::build(0)?;
+            alloc_counter::live_bytes()
+                .saturating_sub(before)
+                .saturating_sub(imp.environment_bytes())
+        };
         let mut keys = Vec::with_capacity(self.timers);
         let before = alloc_counter::live_bytes();
         let mut imp = I::build(self.hint)?;
@@ -410,7 +417,8 @@ impl<I: TimerImpl> SampleRunner for Memory<I> {
         let after = alloc_counter::live_bytes();
         let bytes = after
             .saturating_sub(before)
-            .saturating_sub(imp.environment_bytes());
+            .saturating_sub(imp.environment_bytes())
+            .saturating_sub(empty);
         let lost = self.timers.abs_diff(imp.len());
         imp.within(|imp| {
             for key in keys {

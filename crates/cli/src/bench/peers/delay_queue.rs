@@ -33,7 +33,7 @@ pub struct DelayQueuePeer {
 }
 
 impl DelayQueuePeer {
-    #[inline]
+    #[inline(always)]
     fn instant(&self, tick: u64) -> Instant {
         self.base + Duration::from_millis(tick)
     }
@@ -75,35 +75,35 @@ impl TimerImpl for DelayQueuePeer {
         self.runtime_bytes
     }
 
-    #[inline]
+    #[inline(always)]
     fn now(&self) -> u64 {
         self.now
     }
 
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
         self.queue.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, tick: u64, value: u64) -> Key {
         let at = self.instant(tick);
         self.queue.insert_at(value, at)
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_forget(&mut self, tick: u64, value: u64) {
         let at = self.instant(tick);
         self.queue.insert_at(value, at);
     }
 
-    #[inline]
+    #[inline(always)]
     fn cancel(&mut self, key: Key) -> bool {
         self.queue.try_remove(&key).is_some()
     }
 
     /// `DelayQueue::reset(&key, timeout)`: relative to tokio's clock, which stands at `now`.
-    #[inline]
+    #[inline(always)]
     fn reset(&mut self, key: Key, tick: u64) -> Option<Key> {
         self.queue
             .reset(&key, Duration::from_millis(tick.saturating_sub(self.now)));

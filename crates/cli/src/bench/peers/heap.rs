@@ -20,37 +20,37 @@ impl TimerImpl for LazyHeapPeer {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn now(&self) -> u64 {
         self.heap.now()
     }
 
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
         self.heap.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, tick: u64, value: u64) -> HeapKey {
         self.heap.insert(tick, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_forget(&mut self, tick: u64, value: u64) {
         self.heap.insert(tick, value);
     }
 
-    #[inline]
+    #[inline(always)]
     fn cancel(&mut self, key: HeapKey) -> bool {
         self.heap.cancel(key).is_some()
     }
 
-    #[inline]
+    #[inline(always)]
     fn reset(&mut self, key: HeapKey, tick: u64) -> Option<HeapKey> {
         self.heap.reset(key, tick)
     }
 
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, now: u64, fired: &mut Vec<u64>) {
         self.heap.poll(now, fired);
     }

@@ -23,7 +23,7 @@ pub struct NexusPeer {
 }
 
 impl NexusPeer {
-    #[inline]
+    #[inline(always)]
     fn instant(&self, tick: u64) -> Instant {
         self.base + Duration::from_millis(tick)
     }
@@ -48,40 +48,40 @@ impl TimerImpl for NexusPeer {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn now(&self) -> u64 {
         self.now
     }
 
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
         self.wheel.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, tick: u64, value: u64) -> TimerHandle<u64> {
         let at = self.instant(tick);
         self.wheel.schedule(at, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_forget(&mut self, tick: u64, value: u64) {
         let at = self.instant(tick);
         self.wheel.schedule_forget(at, value);
     }
 
-    #[inline]
+    #[inline(always)]
     fn cancel(&mut self, key: TimerHandle<u64>) -> bool {
         self.wheel.cancel(key).is_some()
     }
 
-    #[inline]
+    #[inline(always)]
     fn reset(&mut self, key: TimerHandle<u64>, tick: u64) -> Option<TimerHandle<u64>> {
         let at = self.instant(tick);
         Some(self.wheel.reschedule(key, at))
     }
 
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, now: u64, fired: &mut Vec<u64>) {
         self.now = self.now.max(now);
         let at = self.instant(now);

@@ -24,37 +24,37 @@ impl TimerImpl for Ticktock {
         Ok(Self { wheel })
     }
 
-    #[inline]
+    #[inline(always)]
     fn now(&self) -> u64 {
         self.wheel.current_tick()
     }
 
-    #[inline]
+    #[inline(always)]
     fn len(&self) -> usize {
         self.wheel.len()
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, tick: u64, value: u64) -> TimerKey {
         self.wheel.insert(tick, value)
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_forget(&mut self, tick: u64, value: u64) {
         self.wheel.insert(tick, value);
     }
 
-    #[inline]
+    #[inline(always)]
     fn cancel(&mut self, key: TimerKey) -> bool {
         self.wheel.cancel(key).is_some()
     }
 
-    #[inline]
+    #[inline(always)]
     fn reset(&mut self, key: TimerKey, tick: u64) -> Option<TimerKey> {
         self.wheel.reset(key, tick).then_some(key)
     }
 
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, now: u64, fired: &mut Vec<u64>) {
         self.wheel.poll(now, fired);
     }

@@ -1,0 +1,190 @@
+//! Where the service's time comes from, and how instants map onto wheel ticks.
+//!
+//! The default clock is tokio's: the real monotonic clock, or tokio's virtual clock in a runtime
+//! whose time is paused (`#[tokio::test(start_paused = true)]`), so service tests run on
+//! virtual time for free. [`ManualClock`] is a clock the caller moves by hand, for tests that
+//! drive the service without tokio's test utilities.
+//!
+//! Ticks count whole resolutions since the service's epoch. A deadline maps to the first tick
+//! **at or after** it (rounding up) and the current time to the last tick at or before it
+//! (rounding down), so a timer polled out at tick `t <= now` has a deadline `<= now`: never
+//! early, by construction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// A clock the service reads.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    /// tokio's clock: real time, or virtual time when the runtime's time is paused.
+    #[default]
+    Tokio,
+    /// A clock that only moves when told to.
+    Manual(ManualClock),
+}
+
+impl Clock {
+    /// The current time.
+    #[inline]
+    pub fn now(&self) -> Instant {
+        match self {
+            Clock::Tokio => Instant::now(),
+            Clock::Manual(manual) => manual.now(),
+        }
+    }
+}
+
+/// A clock moved by hand: [`advance`](Self::advance) and [`set`](Self::set).
+///
+/// Cloning shares the clock. A service built on it sleeps until the clock moves, never on real
+/// time.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    shared: Arc<ManualShared>,
+}
+
+#[derive(Debug)]
+struct ManualShared {
+    origin: Instant,
+    elapsed_nanos: AtomicU64,
+    moved: Notify,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualClock {
+    /// A clock standing at an arbitrary origin.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(ManualShared {
+                origin: Instant::now(),
+                elapsed_nanos: AtomicU64::new(0),
+                moved: Notify::new(),
+            }),
+        }
+    }
+
+    /// The clock's current time.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.shared.origin + Duration::from_nanos(self.shared.elapsed_nanos.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock forward by `by` and wakes the service.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.shared
+            .elapsed_nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                Some(old.saturating_add(nanos))
+            })
+            .ok();
+        self.shared.moved.notify_waiters();
+    }
+
+    /// Moves the clock to `to`, if that is later than its current time, and wakes the service.
+    pub fn set(&self, to: Instant) {
+        let nanos = to.saturating_duration_since(self.shared.origin).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        self.shared.elapsed_nanos.fetch_max(nanos, Ordering::AcqRel);
+        self.shared.moved.notify_waiters();
+    }
+
+    /// Resolves at the clock's next move after this call (even if first polled later).
+    pub(crate) fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shared.moved.notified()
+    }
+}
+
+/// The mapping between instants and ticks of one service.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticks {
+    epoch: Instant,
+    resolution_nanos: u64,
+}
+
+impl Ticks {
+    pub(crate) fn new(epoch: Instant, resolution: Duration) -> Self {
+        let resolution_nanos = u64::try_from(resolution.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Self {
+            epoch,
+            resolution_nanos,
+        }
+    }
+
+    pub(crate) fn resolution(&self) -> Duration {
+        Duration::from_nanos(self.resolution_nanos)
+    }
+
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The last tick at or before `now`.
+    #[inline]
+    pub(crate) fn floor(&self, now: Instant) -> u64 {
+        self.nanos_since_epoch(now) / self.resolution_nanos
+    }
+
+    /// The first tick at or after `deadline`.
+    #[inline]
+    pub(crate) fn ceil(&self, deadline: Instant) -> u64 {
+        self.nanos_since_epoch(deadline)
+            .div_ceil(self.resolution_nanos)
+    }
+
+    /// The instant tick `tick` starts at (saturating far in the future).
+    pub(crate) fn instant(&self, tick: u64) -> Instant {
+        let nanos = tick.saturating_mul(self.resolution_nanos);
+        self.epoch
+            .checked_add(Duration::from_nanos(nanos))
+            .unwrap_or_else(|| self.epoch + Duration::from_secs(86_400 * 365 * 30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_now_rounds_down() {
+        let epoch = Instant::now();
+        let ticks = Ticks::new(epoch, Duration::from_millis(1));
+        let at = epoch + Duration::from_micros(2_500);
+        assert_eq!(ticks.floor(at), 2);
+        assert_eq!(ticks.ceil(at), 3);
+        assert_eq!(ticks.ceil(epoch + Duration::from_millis(2)), 2);
+        assert_eq!(ticks.ceil(epoch), 0);
+        // Before the epoch: tick 0, which is due at once.
+        assert_eq!(ticks.ceil(epoch - Duration::from_millis(5)), 0);
+        assert_eq!(ticks.instant(3), epoch + Duration::from_millis(3));
+        // A zero resolution is treated as one nanosecond rather than dividing by zero.
+        assert_eq!(
+            Ticks::new(epoch, Duration::ZERO).resolution(),
+            Duration::from_nanos(1)
+        );
+    }
+
+    #[test]
+    fn manual_clock_moves_only_forward() {
+        let clock = ManualClock::new();
+        let start = clock.now();
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(clock.now(), start + Duration::from_millis(10));
+        clock.set(start);
+        assert_eq!(clock.now(), start + Duration::from_millis(10));
+        clock.set(start + Duration::from_secs(1));
+        assert_eq!(clock.now(), start + Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,130 @@
+//! The driver task: sleeps until the earliest deadline of any shard, fires what is due, wakes
+//! the waiters outside every lock, and goes back to sleep.
+//!
+//! # Waking the driver
+//! The driver publishes the tick it sleeps until in `wake_tick`; arming a timer for an earlier
+//! tick notifies it. While it scans the shards `wake_tick` is `u64::MAX`, so a timer armed in a
+//! shard the scan already passed always notifies, and tokio's `Notify` keeps that permit until
+//! the driver waits: no wakeup is lost. With nothing pending it waits for a notification only.
+//!
+//! # Batching
+//! Each shard is locked once per pass; fired wakers are collected into a buffer the driver
+//! reuses, and woken after the lock is released.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Waker;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::connection::ConnectionShared;
+use crate::service::Inner;
+use crate::shard::Entry;
+use crate::stats::Counters;
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut wakers: Vec<Waker> = Vec::new();
+    let mut lateness: Vec<Duration> = Vec::new();
+    let mut rearm: Vec<(Arc<ConnectionShared>, u64)> = Vec::new();
+    loop {
+        if inner.is_shut_down() {
+            drain(&inner, &mut wakers);
+            return;
+        }
+        inner.wake_tick.store(u64::MAX, Ordering::SeqCst);
+        let now = inner.clock.now();
+        let tick = inner.ticks.floor(now);
+        let mut next = u64::MAX;
+        let mut fired = 0;
+        for shard in &*inner.shards {
+            let mut state = shard.lock();
+            state.wheel.poll_with(tick, |expired| {
+                let late = || now.saturating_duration_since(inner.ticks.instant(expired.deadline));
+                match expired.value {
+                    Entry::Waker(waker) => {
+                        fired += 1;
+                        lateness.push(late());
+                        wakers.extend(waker);
+                    }
+                    // A connection that moved its earliest deadline later is filed again
+                    // there, without waking it.
+                    Entry::Connection(shared) => match shared.on_fire(tick) {
+                        Some(wanted) => rearm.push((shared, wanted)),
+                        None => {
+                            fired += 1;
+                            lateness.push(late());
+                            wakers.extend(shared.take_waker());
+                        }
+                    },
+                }
+            });
+            for (shared, wanted) in rearm.drain(..) {
+                let key = state.wheel.insert(wanted, Entry::Connection(shared));
+                if let Some(Entry::Connection(shared)) = state.wheel.get(key) {
+                    shared.rearmed(key, wanted);
+                }
+                Counters::add(&inner.counters.connection_rearms, 1);
+            }
+            if let Some(deadline) = state.wheel.next_deadline() {
+                next = next.min(deadline);
+            }
+        }
+        Counters::add(&inner.counters.fired, fired as u64);
+        Counters::add(&inner.counters.driver_wakeups, 1);
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+        inner.lateness.record_all(&lateness);
+        lateness.clear();
+        inner.wake_tick.store(next, Ordering::SeqCst);
+        sleep(&inner, next).await;
+    }
+}
+
+/// Waits until tick `next` or a notification, whichever comes first.
+async fn sleep(inner: &Inner, next: u64) {
+    let notified = inner.notify.notified();
+    if next == u64::MAX {
+        notified.await;
+        return;
+    }
+    match &inner.clock {
+        Clock::Tokio => {
+            tokio::select! {
+                () = tokio::time::sleep_until(inner.ticks.instant(next)) => {}
+                () = notified => {}
+            }
+        }
+        Clock::Manual(manual) => {
+            // Listen before looking, so a move between the two is not missed.
+            let moved = manual.moved();
+            if manual.now() < inner.ticks.instant(next) {
+                tokio::select! {
+                    () = moved => {}
+                    () = notified => {}
+                }
+            }
+        }
+    }
+}
+
+/// Shutdown: marks every shard shut and wakes every pending waiter (their futures then report
+/// [`Shutdown`](crate::Shutdown)).
+fn drain(inner: &Inner, wakers: &mut Vec<Waker>) {
+    for shard in &*inner.shards {
+        let mut state = shard.lock();
+        state.shut = true;
+        state
+            .wheel
+            .poll_with(u64::MAX, |expired| match expired.value {
+                Entry::Waker(waker) => wakers.extend(waker),
+                Entry::Connection(shared) => {
+                    shared.on_fire(u64::MAX);
+                    wakers.extend(shared.take_waker());
+                }
+            });
+    }
+    for waker in wakers.drain(..) {
+        waker.wake();
+    }
+}

@@ -1,0 +1,34 @@
+//! Errors of the timer service and its futures.
+
+/// The timer service that a timer belongs to has shut down.
+///
+/// Futures that were waiting resolve with this error instead of hanging; arming a timer after
+/// shutdown fails with it at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the ticktock timer service has shut down")]
+pub struct Shutdown;
+
+/// Why a [`timeout`](crate::timeout) did not return its future's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeoutError {
+    /// The deadline passed before the future completed.
+    #[error("deadline has elapsed")]
+    Elapsed,
+    /// The timer service shut down before either happened.
+    #[error(transparent)]
+    Shutdown(#[from] Shutdown),
+}
+
+/// Bad settings given to [`TimerService::builder`](crate::TimerService::builder).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The resolution must be at least one microsecond.
+    #[error("timer resolution {0:?} is below the 1 µs minimum")]
+    ResolutionTooFine(std::time::Duration),
+    /// The shard count must be between 1 and 1024.
+    #[error("shard count {0} is outside 1..=1024")]
+    Shards(usize),
+    /// `start` was called outside a tokio runtime.
+    #[error("TimerService::start must be called from within a tokio runtime")]
+    NoRuntime,
+}

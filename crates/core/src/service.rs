@@ -1,0 +1,315 @@
+//! [`TimerService`], its builder, and the cloneable [`TimerHandle`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ticktock_wheel::TimerKey;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::clock::{Clock, Ticks};
+use crate::error::{BuildError, Shutdown};
+use crate::interval::Interval;
+use crate::shard::{self, Entry, Shard};
+use crate::sleep::Sleep;
+use crate::stats::{Counters, Lateness, TimerStats};
+use crate::timeout::Timeout;
+
+/// Configures a [`TimerService`]. Start from [`TimerService::builder`].
+#[derive(Debug, Clone)]
+pub struct TimerServiceBuilder {
+    resolution: Duration,
+    shards: Option<usize>,
+    capacity_per_shard: usize,
+    clock: Clock,
+}
+
+impl TimerServiceBuilder {
+    /// Tick length: timers fire at most about one resolution late. Default 1 ms; at least 1 µs.
+    #[must_use]
+    pub fn resolution(mut self, resolution: Duration) -> Self {
+        self.resolution = resolution;
+        self
+    }
+
+    /// Number of shards (wheels, each behind its own lock). Default: one per available core.
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Timers each shard can hold before its wheel allocates more (a capacity hint).
+    #[must_use]
+    pub fn capacity_per_shard(mut self, capacity: usize) -> Self {
+        self.capacity_per_shard = capacity;
+        self
+    }
+
+    /// The clock to read (default: tokio's, which is virtual in a paused runtime).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts the service's driver task on the current tokio runtime (which must have its time
+    /// driver enabled when the clock is tokio's).
+    ///
+    /// # Errors
+    /// [`BuildError`] for a resolution under 1 µs, a shard count outside 1..=1024, or a call
+    /// outside a tokio runtime.
+    pub fn start(self) -> Result<TimerService, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let inner = self.build()?;
+        let driver = runtime.spawn(crate::driver::run(Arc::clone(&inner)));
+        Ok(TimerService {
+            handle: TimerHandle { inner },
+            driver: Some(driver),
+        })
+    }
+
+    pub(crate) fn build(self) -> Result<Arc<Inner>, BuildError> {
+        if self.resolution < Duration::from_micros(1) {
+            return Err(BuildError::ResolutionTooFine(self.resolution));
+        }
+        let shards = self.shards.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        if !(1..=1024).contains(&shards) {
+            return Err(BuildError::Shards(shards));
+        }
+        let epoch = self.clock.now();
+        Ok(Arc::new(Inner {
+            ticks: Ticks::new(epoch, self.resolution),
+            clock: self.clock,
+            shards: (0..shards)
+                .map(|_| Shard::new(self.capacity_per_shard))
+                .collect(),
+            wake_tick: AtomicU64::new(u64::MAX),
+            notify: Notify::new(),
+            shutdown: AtomicBool::new(false),
+            counters: Counters::default(),
+            lateness: Lateness::default(),
+        }))
+    }
+}
+
+/// The state a service's handles and driver share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) clock: Clock,
+    pub(crate) ticks: Ticks,
+    pub(crate) shards: Box<[Shard]>,
+    /// The tick the driver sleeps until (`u64::MAX` while it scans or has nothing to wait for):
+    /// a timer armed for an earlier tick must wake it.
+    pub(crate) wake_tick: AtomicU64,
+    pub(crate) notify: Notify,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) lateness: Lateness,
+}
+
+impl Inner {
+    /// Wakes the driver if a timer due at `tick` is earlier than what it sleeps for.
+    #[inline]
+    pub(crate) fn armed_for(&self, tick: u64) {
+        if tick < self.wake_tick.load(Ordering::SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Arms a timer for `deadline` on the calling thread's shard.
+    pub(crate) fn arm(&self, deadline: Instant, entry: Entry) -> Result<(u16, TimerKey), Shutdown> {
+        let tick = self.ticks.ceil(deadline);
+        let shard = shard::current(self.shards.len());
+        let key = {
+            let mut state = self.shards[shard].lock();
+            if state.shut {
+                return Err(Shutdown);
+            }
+            state.wheel.insert(tick, entry)
+        };
+        Counters::add(&self.counters.armed, 1);
+        self.armed_for(tick);
+        Ok((shard as u16, key))
+    }
+
+    /// Moves a timer; `false` when it already fired (or the service shut down).
+    pub(crate) fn reset(&self, shard: u16, key: TimerKey, deadline: Instant) -> bool {
+        let tick = self.ticks.ceil(deadline);
+        let moved = self.shards[usize::from(shard)]
+            .lock()
+            .wheel
+            .reset(key, tick);
+        if moved {
+            Counters::add(&self.counters.reset, 1);
+            self.armed_for(tick);
+        }
+        moved
+    }
+
+    /// Cancels a timer; `false` when it already fired.
+    pub(crate) fn cancel(&self, shard: u16, key: TimerKey) -> bool {
+        let cancelled = self.shards[usize::from(shard)]
+            .lock()
+            .wheel
+            .cancel(key)
+            .is_some();
+        if cancelled {
+            Counters::add(&self.counters.cancelled, 1);
+        }
+        cancelled
+    }
+
+    pub(crate) fn stats(&self) -> TimerStats {
+        let mut stats = TimerStats {
+            active_connections: self.counters.connections.load(Ordering::Relaxed),
+            armed: self.counters.armed.load(Ordering::Relaxed),
+            processed: self.counters.fired.load(Ordering::Relaxed),
+            cancelled: self.counters.cancelled.load(Ordering::Relaxed),
+            reset: self.counters.reset.load(Ordering::Relaxed),
+            driver_wakeups: self.counters.driver_wakeups.load(Ordering::Relaxed),
+            connection_rearms: self.counters.connection_rearms.load(Ordering::Relaxed),
+            lateness: self.lateness.snapshot(),
+            ..TimerStats::default()
+        };
+        for shard in &*self.shards {
+            stats.add_wheel(&shard.lock().wheel.stats());
+        }
+        stats
+    }
+
+    /// Stops the service: no new timers; the driver drains the wheels and wakes every waiter.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
+/// The global timer service: sharded timing wheels and the driver task that fires them.
+///
+/// Dropping it (or calling [`shutdown`](Self::shutdown)) stops the service: pending futures
+/// resolve with [`Shutdown`] and arming new timers fails. Use [`handle`](Self::handle) to get
+/// cheap cloneable handles for tasks and threads.
+#[derive(Debug)]
+pub struct TimerService {
+    handle: TimerHandle,
+    driver: Option<JoinHandle<()>>,
+}
+
+impl TimerService {
+    /// A builder with the defaults: 1 ms resolution, one shard per core, tokio's clock.
+    #[must_use]
+    pub fn builder() -> TimerServiceBuilder {
+        TimerServiceBuilder {
+            resolution: Duration::from_millis(1),
+            shards: None,
+            capacity_per_shard: 0,
+            clock: Clock::Tokio,
+        }
+    }
+
+    /// A handle to this service.
+    #[must_use]
+    pub fn handle(&self) -> TimerHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the service and waits for its driver to finish waking every pending timer.
+    pub async fn shutdown(mut self) {
+        self.handle.inner.shut_down();
+        if let Some(driver) = self.driver.take() {
+            // The driver never panics on its own; a JoinError here means the runtime is going
+            // away, which is a shutdown too.
+            driver.await.ok();
+        }
+    }
+}
+
+impl Drop for TimerService {
+    fn drop(&mut self) {
+        self.handle.inner.shut_down();
+    }
+}
+
+/// A cheap, cloneable handle to a [`TimerService`], usable from any task or thread.
+#[derive(Debug, Clone)]
+pub struct TimerHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl TimerHandle {
+    /// The service's current time (a clock read).
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// The service's tick length.
+    #[must_use]
+    pub fn resolution(&self) -> Duration {
+        self.inner.ticks.resolution()
+    }
+
+    /// Whether the service has shut down.
+    #[must_use]
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.is_shut_down()
+    }
+
+    /// A future that resolves `duration` from now. Any duration is accepted: one past what an
+    /// `Instant` can hold means "about 30 years from now".
+    pub fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep::new(self.clone(), self.after(duration))
+    }
+
+    /// `duration` from now, saturating at about 30 years from now.
+    pub(crate) fn after(&self, duration: Duration) -> Instant {
+        let now = self.now();
+        now.checked_add(duration)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+    }
+
+    /// A future that resolves at `deadline`.
+    pub fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Sleep::new(self.clone(), deadline)
+    }
+
+    /// Runs `future` until it completes or `duration` passes.
+    pub fn timeout<F: std::future::Future>(&self, duration: Duration, future: F) -> Timeout<F> {
+        Timeout::new(future, self.sleep(duration))
+    }
+
+    /// Runs `future` until it completes or `deadline` passes.
+    pub fn timeout_at<F: std::future::Future>(&self, deadline: Instant, future: F) -> Timeout<F> {
+        Timeout::new(future, self.sleep_until(deadline))
+    }
+
+    /// Ticks every `period`, the first tick at once. A zero period is taken as one resolution.
+    #[must_use]
+    pub fn interval(&self, period: Duration) -> Interval {
+        Interval::new(self.clone(), self.now(), period)
+    }
+
+    /// Ticks every `period`, the first tick at `start`. A zero period is taken as one
+    /// resolution.
+    #[must_use]
+    pub fn interval_at(&self, start: Instant, period: Duration) -> Interval {
+        Interval::new(self.clone(), start, period)
+    }
+
+    /// A snapshot of the service's statistics (also sent to the `metrics` facade).
+    #[must_use]
+    pub fn stats(&self) -> TimerStats {
+        let stats = self.inner.stats();
+        stats.export();
+        stats
+    }
+}

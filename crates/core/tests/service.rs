@@ -1,0 +1,374 @@
+//! The timer service on virtual time: tokio's paused clock (the driver sleeps on tokio's timer,
+//! which auto-advances when every task is idle) or a `ManualClock`. No test waits on real time.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ticktock::{
+    BuildError, Clock, Instant, ManualClock, MissedTickBehavior, Shutdown, TimeoutError,
+    TimerService,
+};
+
+fn service() -> TimerService {
+    TimerService::builder()
+        .resolution(Duration::from_millis(1))
+        .shards(2)
+        .start()
+        .expect("valid settings inside a runtime")
+}
+
+/// Polls `future` once with a waker that does nothing.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+use std::pin::Pin;
+
+#[tokio::test(start_paused = true)]
+async fn sleep_resolves_at_its_deadline_never_before() {
+    let service = service();
+    let timers = service.handle();
+    for millis in [1u64, 2, 7, 63, 64, 65, 1000, 4097, 300_000] {
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(millis);
+        timers
+            .sleep_until(deadline)
+            .await
+            .expect("service is running");
+        let woke = Instant::now();
+        assert!(woke >= deadline, "woke {:?} early", deadline - woke);
+        // On paused time the driver wakes exactly at the deadline's tick.
+        assert!(
+            woke - deadline <= Duration::from_millis(1),
+            "{millis} ms: late by {:?}",
+            woke - deadline
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sub_tick_deadlines_round_up() {
+    let service = service();
+    let timers = service.handle();
+    let start = Instant::now();
+    let deadline = start + Duration::from_micros(1500);
+    timers.sleep_until(deadline).await.unwrap();
+    assert!(Instant::now() >= deadline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_sleeps_each_fire_once_in_deadline_order() {
+    let service = service();
+    let timers = service.handle();
+    let start = Instant::now();
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..500u64 {
+        let timers = timers.clone();
+        let order = Arc::clone(&order);
+        // Deadlines spread over several wheel levels, inserted out of order.
+        let delay = Duration::from_millis((i * 7919) % 5000 + 1);
+        tasks.spawn(async move {
+            timers.sleep(delay).await.unwrap();
+            assert!(Instant::now() >= start + delay);
+            order.lock().unwrap().push(delay);
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap();
+    }
+    let order = order.lock().unwrap();
+    assert_eq!(order.len(), 500);
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "fired out of order");
+    let stats = timers.stats();
+    assert_eq!(stats.processed, 500);
+    assert_eq!(stats.total_timers, 0);
+    assert_eq!(stats.lateness.samples, 500);
+    assert!(stats.lateness.max <= Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_and_huge_deadlines_do_not_panic() {
+    let service = service();
+    let timers = service.handle();
+    // In the past: ready on the first poll, without a wheel entry.
+    let mut past = timers.sleep_until(Instant::now() - Duration::from_secs(1));
+    assert_eq!(poll_once(&mut past), Poll::Ready(Ok(())));
+    assert!(past.is_elapsed());
+    timers.sleep(Duration::ZERO).await.unwrap();
+    // Far beyond any horizon: accepted, pending, cancelled on drop.
+    let mut far = timers.sleep(Duration::MAX);
+    assert_eq!(poll_once(&mut far), Poll::Pending);
+    assert_eq!(timers.stats().total_timers, 1);
+    drop(far);
+    assert_eq!(timers.stats().total_timers, 0);
+    assert_eq!(timers.stats().cancelled, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_moves_a_sleep_earlier_later_and_after_firing() {
+    let service = service();
+    let timers = service.handle();
+    let start = Instant::now();
+    let mut sleep = timers.sleep(Duration::from_secs(10));
+    assert!(poll_once(&mut sleep).is_pending());
+    sleep.reset(start + Duration::from_millis(20));
+    (&mut sleep).await.unwrap();
+    assert_eq!(Instant::now(), start + Duration::from_millis(20));
+    // After firing, a reset arms it again.
+    sleep.reset(Instant::now() + Duration::from_millis(30));
+    assert!(!sleep.is_elapsed());
+    (&mut sleep).await.unwrap();
+    assert_eq!(Instant::now(), start + Duration::from_millis(50));
+    // Later: pushes it back.
+    sleep.reset(Instant::now() + Duration::from_millis(5));
+    assert!(poll_once(&mut sleep).is_pending());
+    sleep.reset(Instant::now() + Duration::from_millis(40));
+    (&mut sleep).await.unwrap();
+    assert_eq!(Instant::now(), start + Duration::from_millis(90));
+    assert_eq!(timers.stats().total_timers, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_pending_sleep_cancels_it() {
+    let service = service();
+    let timers = service.handle();
+    for _ in 0..100 {
+        let mut sleep = timers.sleep(Duration::from_secs(3));
+        assert!(poll_once(&mut sleep).is_pending());
+    }
+    let stats = timers.stats();
+    assert_eq!(
+        (stats.armed, stats.cancelled, stats.total_timers),
+        (100, 100, 0)
+    );
+    // A sleep that is never polled never touches the service.
+    drop(timers.sleep(Duration::from_secs(1)));
+    assert_eq!(timers.stats().armed, 100);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_returns_output_or_elapsed() {
+    let service = service();
+    let timers = service.handle();
+    assert_eq!(
+        timers.timeout(Duration::from_millis(10), async { 7 }).await,
+        Ok(7)
+    );
+    let start = Instant::now();
+    let slow = timers.sleep(Duration::from_secs(5));
+    let result = timers.timeout(Duration::from_millis(100), slow).await;
+    assert_eq!(result, Err(TimeoutError::Elapsed));
+    assert_eq!(Instant::now(), start + Duration::from_millis(100));
+    // The inner sleep and the timeout's own timer are both gone.
+    assert_eq!(timers.stats().total_timers, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_ticks_and_handles_missed_ticks() {
+    let service = service();
+    let timers = service.handle();
+    let start = Instant::now();
+    let period = Duration::from_millis(10);
+
+    let mut interval = timers.interval(period);
+    for n in 0..4u32 {
+        assert_eq!(interval.tick().await, Ok(start + period * n));
+    }
+
+    // Fall 35 ms behind: Burst catches up at once, Delay restarts from now, Skip keeps phase.
+    for (behavior, expected_after_miss) in [
+        (MissedTickBehavior::Burst, [40u64, 50, 60]),
+        (MissedTickBehavior::Delay, [40, 85, 95]),
+        (MissedTickBehavior::Skip, [40, 80, 90]),
+    ] {
+        let base = Instant::now();
+        let mut interval = timers.interval_at(base, period);
+        interval.set_missed_tick_behavior(behavior);
+        assert_eq!(interval.tick().await, Ok(base));
+        for _ in 0..3 {
+            interval.tick().await.unwrap();
+        }
+        timers.sleep(Duration::from_millis(45)).await.unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(interval.tick().await.unwrap() - base);
+        }
+        let expected: Vec<Duration> = expected_after_miss
+            .iter()
+            .map(|&ms| Duration::from_millis(ms))
+            .collect();
+        assert_eq!(got, expected, "{behavior:?}");
+    }
+
+    // A zero period is taken as one resolution instead of panicking.
+    let mut fast = timers.interval(Duration::ZERO);
+    assert_eq!(fast.period(), timers.resolution());
+    fast.tick().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_resolves_pending_futures_with_an_error() {
+    let service = service();
+    let timers = service.handle();
+    let pending = tokio::spawn({
+        let timers = timers.clone();
+        async move { timers.sleep(Duration::from_secs(60)).await }
+    });
+    let timed = tokio::spawn({
+        let timers = timers.clone();
+        async move {
+            timers
+                .timeout(Duration::from_secs(60), std::future::pending::<()>())
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    service.shutdown().await;
+    assert_eq!(pending.await.unwrap(), Err(Shutdown));
+    assert_eq!(timed.await.unwrap(), Err(TimeoutError::Shutdown(Shutdown)));
+    assert!(timers.is_shut_down());
+    // New timers fail at once rather than hang.
+    assert_eq!(timers.sleep(Duration::from_millis(1)).await, Err(Shutdown));
+    let mut interval = timers.interval(Duration::from_millis(5));
+    interval.tick().await.unwrap(); // the first tick is due at once
+    assert_eq!(interval.tick().await, Err(Shutdown));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_service_shuts_it_down() {
+    let timers = service().handle();
+    tokio::task::yield_now().await;
+    assert_eq!(timers.sleep(Duration::from_secs(1)).await, Err(Shutdown));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_settings_are_typed_errors() {
+    let builder = TimerService::builder();
+    assert!(matches!(
+        builder.clone().resolution(Duration::from_nanos(10)).start(),
+        Err(BuildError::ResolutionTooFine(_))
+    ));
+    assert!(matches!(
+        builder.clone().shards(0).start(),
+        Err(BuildError::Shards(0))
+    ));
+    assert!(matches!(
+        builder.shards(5000).start(),
+        Err(BuildError::Shards(5000))
+    ));
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    assert!(matches!(
+        TimerService::builder().start(),
+        Err(BuildError::NoRuntime)
+    ));
+}
+
+/// tokio cannot pause time on its multi-thread runtime, so this one moves a manual clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_on_the_multi_thread_runtime() {
+    let clock = ManualClock::new();
+    let service = TimerService::builder()
+        .clock(Clock::Manual(clock.clone()))
+        .start()
+        .unwrap();
+    let timers = service.handle();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200u64 {
+        let timers = timers.clone();
+        let clock = clock.clone();
+        tasks.spawn(async move {
+            let deadline = clock.now() + Duration::from_millis(i % 50 + 1);
+            timers.sleep_until(deadline).await.unwrap();
+            assert!(clock.now() >= deadline);
+        });
+    }
+    let mut done = 0;
+    while done < 200 {
+        clock.advance(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+        while let Some(result) = tasks.try_join_next() {
+            result.unwrap();
+            done += 1;
+        }
+    }
+    assert_eq!(timers.stats().processed, 200);
+}
+
+#[test]
+fn manual_clock_drives_the_service_from_plain_threads() {
+    let clock = ManualClock::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let service = runtime.block_on(async {
+        TimerService::builder()
+            .clock(Clock::Manual(clock.clone()))
+            .start()
+            .unwrap()
+    });
+    // The driver runs on a runtime of its own thread; this thread only moves the clock.
+    let driver_thread = std::thread::spawn({
+        let runtime = runtime;
+        move || runtime.block_on(std::future::pending::<()>())
+    });
+    let timers = service.handle();
+    let fired = Arc::new(AtomicUsize::new(0));
+    let waiter = std::thread::spawn({
+        let timers = timers.clone();
+        let clock = clock.clone();
+        let fired = Arc::clone(&fired);
+        move || {
+            // A plain thread with no tokio timer of its own awaits a ticktock sleep.
+            let local = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let deadline = clock.now() + Duration::from_millis(50);
+            local.block_on(timers.sleep_until(deadline)).unwrap();
+            assert!(clock.now() >= deadline);
+            fired.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // Move the clock in small steps until the sleep fired; no real sleeping for time to pass.
+    let mut steps = 0;
+    while fired.load(Ordering::SeqCst) == 0 {
+        clock.advance(Duration::from_millis(1));
+        std::thread::yield_now();
+        steps += 1;
+        assert!(steps < 10_000_000, "the sleep never fired");
+    }
+    waiter.join().unwrap();
+    drop(service);
+    drop(driver_thread);
+}
+
+#[test]
+fn global_service_runs_on_its_own_thread() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let global = ticktock::start_global_timer_task();
+        assert!(!global.is_shut_down());
+        ticktock::sleep(Duration::ZERO).await.unwrap();
+        assert_eq!(
+            ticktock::timeout(Duration::from_secs(5), async { 1 }).await,
+            Ok(1)
+        );
+        // Registered on the global service's wheel by one poll, cancelled by the drop; nothing
+        // here waits for real time to pass.
+        let before = global.stats();
+        let mut hour = ticktock::sleep(Duration::from_secs(3600));
+        assert!(poll_once(&mut hour).is_pending());
+        assert_eq!(global.stats().armed, before.armed + 1);
+        drop(hour);
+        assert_eq!(global.stats().cancelled, before.cancelled + 1);
+    });
+}

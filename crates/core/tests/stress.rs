@@ -179,7 +179,7 @@ fn concurrent_connections_never_time_out_early_and_never_lose_a_timeout() {
                 let mut timeouts = 0u64;
                 for op in 0..OPS_PER_THREAD {
                     // Now and then a pause longer than the idle timeout, whatever the ticker does.
-                    if op % 512 == 0 {
+                    if op.is_multiple_of(512) {
                         clock.advance(Duration::from_millis(1));
                     }
                     let r = xorshift(&mut rng);
@@ -195,7 +195,7 @@ fn concurrent_connections_never_time_out_early_and_never_lose_a_timeout() {
                         timeouts += 1;
                     }
                     // Mostly packets (the idle timer moves later); sometimes silence.
-                    if (r >> 32) % 4 != 0 {
+                    if !(r >> 32).is_multiple_of(4) {
                         last_packet[i] = clock.now();
                         connection
                             .reset_idle_timeout_at(last_packet[i], &config)

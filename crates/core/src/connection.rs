@@ -28,15 +28,14 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use atomic_waker::AtomicWaker;
-use ticktock_wheel::TimerKey;
 use tokio::time::Instant;
 
 use crate::error::Shutdown;
+use crate::handoff::{ConnectionShared, UNSET};
 use crate::service::{Inner, TimerHandle};
 use crate::shard::{self, Entry};
 use crate::stats::Counters;
@@ -46,7 +45,6 @@ pub const USER_KINDS: u8 = 8;
 
 const BUILT_IN_KINDS: usize = 5;
 const KINDS: usize = BUILT_IN_KINDS + USER_KINDS as usize;
-const UNSET: u64 = u64::MAX;
 
 /// The kinds of timeout a connection has, one timer each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,45 +116,6 @@ impl Default for ConnectionConfig {
     }
 }
 
-/// What a connection and the driver share.
-#[derive(Debug)]
-pub(crate) struct ConnectionShared {
-    /// The connection's earliest deadline tick (`u64::MAX`: none).
-    wanted: AtomicU64,
-    /// The tick the wheel entry is filed at (`u64::MAX`: no entry). Changed under the lock.
-    armed: AtomicU64,
-    /// The wheel entry's key, as bits. Meaningful while `armed != u64::MAX`; under the lock.
-    key: AtomicU64,
-    /// Set by the driver when the earliest deadline passed; cleared by the connection.
-    due: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl ConnectionShared {
-    /// Called by the driver, under the shard's lock, when this connection's entry fires at
-    /// `tick`. Returns the tick to file it again at, or `None` when it is due (the caller then
-    /// wakes the waker it takes from here).
-    pub(crate) fn on_fire(&self, tick: u64) -> Option<u64> {
-        let wanted = self.wanted.load(Ordering::SeqCst);
-        if wanted != UNSET && wanted > tick {
-            return Some(wanted);
-        }
-        self.armed.store(UNSET, Ordering::SeqCst);
-        self.due.store(true, Ordering::SeqCst);
-        None
-    }
-
-    /// The driver filed the entry again under `key` at `tick` (under the lock).
-    pub(crate) fn rearmed(&self, key: TimerKey, tick: u64) {
-        self.key.store(key.to_bits(), Ordering::SeqCst);
-        self.armed.store(tick, Ordering::SeqCst);
-    }
-
-    pub(crate) fn take_waker(&self) -> Option<std::task::Waker> {
-        self.waker.take()
-    }
-}
-
 /// All timeouts of one connection, on one wheel entry of the timer service.
 ///
 /// Method names are the seed's `TimerManager`'s. Dropping it cancels everything it holds.
@@ -182,13 +141,7 @@ impl ConnectionTimers {
             connection_id,
             handle,
             shard,
-            shared: Arc::new(ConnectionShared {
-                wanted: AtomicU64::new(UNSET),
-                armed: AtomicU64::new(UNSET),
-                key: AtomicU64::new(0),
-                due: AtomicBool::new(false),
-                waker: AtomicWaker::new(),
-            }),
+            shared: Arc::new(ConnectionShared::new()),
             deadlines: [UNSET; KINDS],
             pending: 0,
         }
@@ -297,7 +250,7 @@ impl ConnectionTimers {
     pub fn cancel_all_timers(&mut self) {
         self.deadlines = [UNSET; KINDS];
         self.pending = 0;
-        self.shared.wanted.store(UNSET, Ordering::SeqCst);
+        self.shared.publish(UNSET);
         self.disarm();
     }
 
@@ -344,7 +297,7 @@ impl ConnectionTimers {
         if let Some(event) = self.pop_pending() {
             return Poll::Ready(Ok(event));
         }
-        self.shared.waker.register(cx.waker());
+        self.shared.register_waker(cx.waker());
         self.collect_due();
         if let Some(event) = self.pop_pending() {
             return Poll::Ready(Ok(event));
@@ -357,7 +310,7 @@ impl ConnectionTimers {
 
     /// Moves due kinds into `pending` and re-arms the entry for what remains.
     fn collect_due(&mut self) {
-        self.shared.due.store(false, Ordering::SeqCst);
+        self.shared.clear_due();
         let now = self.handle.inner.ticks.floor(self.handle.now());
         for (index, deadline) in self.deadlines.iter_mut().enumerate() {
             if *deadline <= now {
@@ -386,8 +339,7 @@ impl ConnectionTimers {
     /// the entry (or there is none to wait for), a wheel operation when it is earlier.
     fn sync(&mut self) -> Result<(), TimerError> {
         let earliest = self.earliest();
-        self.shared.wanted.store(earliest, Ordering::SeqCst);
-        if earliest == UNSET || earliest >= self.shared.armed.load(Ordering::SeqCst) {
+        if !self.shared.publish(earliest) {
             return Ok(());
         }
         let inner: &Inner = &self.handle.inner;
@@ -396,18 +348,19 @@ impl ConnectionTimers {
             if state.shut {
                 return Err(Shutdown.into());
             }
-            let armed = self.shared.armed.load(Ordering::SeqCst);
-            let key = TimerKey::from_bits(self.shared.key.load(Ordering::SeqCst));
-            if armed != UNSET && state.wheel.reset(key, earliest) {
-                Counters::add(&inner.counters.reset, 1);
-            } else {
-                let key = state
-                    .wheel
-                    .insert(earliest, Entry::Connection(Arc::clone(&self.shared)));
-                self.shared.key.store(key.to_bits(), Ordering::SeqCst);
-                Counters::add(&inner.counters.armed, 1);
-            }
-            self.shared.armed.store(earliest, Ordering::SeqCst);
+            let key = match self.shared.entry() {
+                Some(key) if state.wheel.reset(key, earliest) => {
+                    Counters::add(&inner.counters.reset, 1);
+                    key
+                }
+                _ => {
+                    Counters::add(&inner.counters.armed, 1);
+                    state
+                        .wheel
+                        .insert(earliest, Entry::Connection(Arc::clone(&self.shared)))
+                }
+            };
+            self.shared.file(key, earliest);
         }
         inner.armed_for(earliest);
         Ok(())
@@ -415,17 +368,13 @@ impl ConnectionTimers {
 
     /// Takes the wheel entry out, if there is one.
     fn disarm(&mut self) {
-        if self.shared.armed.load(Ordering::SeqCst) == UNSET {
-            return;
-        }
         let inner: &Inner = &self.handle.inner;
         let mut state = inner.shards[usize::from(self.shard)].lock();
-        if self.shared.armed.load(Ordering::SeqCst) != UNSET {
-            let key = TimerKey::from_bits(self.shared.key.load(Ordering::SeqCst));
+        if let Some(key) = self.shared.entry() {
             if state.wheel.cancel(key).is_some() {
                 Counters::add(&inner.counters.cancelled, 1);
             }
-            self.shared.armed.store(UNSET, Ordering::SeqCst);
+            self.shared.unfile();
         }
     }
 }

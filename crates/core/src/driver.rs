@@ -17,7 +17,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::connection::ConnectionShared;
+use crate::handoff::ConnectionShared;
 use crate::service::Inner;
 use crate::shard::Entry;
 use crate::stats::Counters;
@@ -61,7 +61,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             for (shared, wanted) in rearm.drain(..) {
                 let key = state.wheel.insert(wanted, Entry::Connection(shared));
                 if let Some(Entry::Connection(shared)) = state.wheel.get(key) {
-                    shared.rearmed(key, wanted);
+                    shared.file(key, wanted);
                 }
                 Counters::add(&inner.counters.connection_rearms, 1);
             }

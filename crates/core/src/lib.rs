@@ -46,11 +46,13 @@ mod connection;
 mod driver;
 mod error;
 mod global;
+mod handoff;
 mod interval;
 mod service;
 mod shard;
 mod sleep;
 mod stats;
+mod sync;
 mod timeout;
 
 pub use clock::{Clock, ManualClock};

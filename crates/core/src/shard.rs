@@ -11,7 +11,7 @@ use std::task::Waker;
 
 use ticktock_wheel::TimerWheel;
 
-use crate::connection::ConnectionShared;
+use crate::handoff::ConnectionShared;
 
 /// What a wheel entry does when it fires.
 #[derive(Debug)]

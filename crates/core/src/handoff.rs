@@ -1,0 +1,201 @@
+//! The state a connection shares with the driver, and the protocol both follow on it.
+//!
+//! A connection publishes its earliest deadline in `wanted` with a plain store; moving it later
+//! needs nothing else. Only when `wanted` drops below the tick its wheel entry is filed at
+//! (`armed`) does the connection take the shard's lock and move the entry. The driver, holding
+//! the same lock when the entry fires, reads `wanted`: later than now means the connection
+//! moved on, so the entry is filed again there; otherwise the connection is due.
+//!
+//! Invariants (checked by the loom model below under `--cfg loom`):
+//! - `armed` and `key` change only under the shard's lock, and there they agree with the wheel:
+//!   `armed == UNSET` exactly when the connection has no entry.
+//! - A published deadline is never lost: after any interleaving of a `publish` with the
+//!   driver's `on_fire`, either an entry is filed at or before `wanted`, or `due` is set (and
+//!   the connection, woken, re-arms what is left).
+//! - Nothing fires early: `on_fire` reports due only when `wanted` is not after the tick.
+
+use std::task::Waker;
+
+use atomic_waker::AtomicWaker;
+use ticktock_wheel::TimerKey;
+
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+
+/// "No deadline" / "no entry".
+pub(crate) const UNSET: u64 = u64::MAX;
+
+/// What a connection and the driver share.
+#[derive(Debug)]
+pub(crate) struct ConnectionShared {
+    /// The connection's earliest deadline tick (`UNSET`: none). Written by the connection.
+    wanted: AtomicU64,
+    /// The tick the wheel entry is filed at (`UNSET`: no entry). Changed under the lock.
+    armed: AtomicU64,
+    /// The wheel entry's key, as bits, while `armed != UNSET`. Changed under the lock.
+    key: AtomicU64,
+    /// Set by the driver when the earliest deadline passed; cleared by the connection.
+    due: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl ConnectionShared {
+    pub(crate) fn new() -> Self {
+        Self {
+            wanted: AtomicU64::new(UNSET),
+            armed: AtomicU64::new(UNSET),
+            key: AtomicU64::new(0),
+            due: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Connection side, no lock: publishes the earliest deadline. Returns whether the entry must
+    /// move earlier (or be created), which takes the lock and [`file`](Self::file).
+    #[inline]
+    pub(crate) fn publish(&self, earliest: u64) -> bool {
+        self.wanted.store(earliest, Ordering::SeqCst);
+        earliest != UNSET && earliest < self.armed.load(Ordering::SeqCst)
+    }
+
+    /// Under the lock: the key of the entry, if there is one.
+    pub(crate) fn entry(&self) -> Option<TimerKey> {
+        (self.armed.load(Ordering::SeqCst) != UNSET)
+            .then(|| TimerKey::from_bits(self.key.load(Ordering::SeqCst)))
+    }
+
+    /// Under the lock: the entry is now filed at `tick` under `key`.
+    pub(crate) fn file(&self, key: TimerKey, tick: u64) {
+        self.key.store(key.to_bits(), Ordering::SeqCst);
+        self.armed.store(tick, Ordering::SeqCst);
+    }
+
+    /// Under the lock: the entry was taken out of the wheel.
+    pub(crate) fn unfile(&self) {
+        self.armed.store(UNSET, Ordering::SeqCst);
+    }
+
+    /// Driver side, under the lock, when the entry fires at `tick` (it is out of the wheel
+    /// now). Returns the tick to file it again at, or `None` when the connection is due (the
+    /// driver then wakes [`take_waker`](Self::take_waker)).
+    pub(crate) fn on_fire(&self, tick: u64) -> Option<u64> {
+        let wanted = self.wanted.load(Ordering::SeqCst);
+        if wanted != UNSET && wanted > tick {
+            return Some(wanted);
+        }
+        self.unfile();
+        self.due.store(true, Ordering::SeqCst);
+        None
+    }
+
+    /// Connection side: clears the due flag before it looks at its deadlines.
+    pub(crate) fn clear_due(&self) {
+        self.due.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn register_waker(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        self.waker.take()
+    }
+
+    #[cfg(all(test, loom))]
+    fn snapshot(&self) -> (u64, u64, bool) {
+        (
+            self.wanted.load(Ordering::SeqCst),
+            self.armed.load(Ordering::SeqCst),
+            self.due.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! `RUSTFLAGS="--cfg loom" cargo test -p ticktock --lib --release handoff`
+    use loom::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// The wheel, reduced to what the protocol needs: the tick of the connection's entry.
+    type Wheel = Mutex<Option<u64>>;
+
+    fn key() -> TimerKey {
+        TimerKey::from_bits(7)
+    }
+
+    /// The connection's side of `ConnectionTimers::sync`.
+    fn connection_moves_to(shared: &ConnectionShared, wheel: &Wheel, earliest: u64) {
+        if shared.publish(earliest) {
+            let mut entry = wheel.lock().unwrap();
+            *entry = Some(earliest);
+            shared.file(key(), earliest);
+        }
+    }
+
+    /// The driver's side: the entry comes up at `tick`.
+    fn driver_fires(shared: &ConnectionShared, wheel: &Wheel, tick: u64) {
+        let mut entry = wheel.lock().unwrap();
+        if entry.is_some_and(|at| at <= tick) {
+            *entry = None;
+            if let Some(again) = shared.on_fire(tick) {
+                *entry = Some(again);
+                shared.file(key(), again);
+            }
+        }
+    }
+
+    fn armed_at(tick: u64) -> (Arc<ConnectionShared>, Arc<Wheel>) {
+        let shared = Arc::new(ConnectionShared::new());
+        shared.publish(tick);
+        shared.file(key(), tick);
+        (shared, Arc::new(Mutex::new(Some(tick))))
+    }
+
+    /// After everything settles: the wanted deadline is covered by an entry no later than it,
+    /// or the connection was told to look.
+    fn assert_covered(shared: &ConnectionShared, wheel: &Wheel) {
+        let (wanted, armed, due) = shared.snapshot();
+        let entry = *wheel.lock().unwrap();
+        assert_eq!(
+            entry.unwrap_or(UNSET),
+            armed,
+            "armed disagrees with the wheel"
+        );
+        assert!(
+            due || armed <= wanted,
+            "deadline {wanted} lost: armed {armed}, not due"
+        );
+    }
+
+    #[test]
+    fn postponing_while_the_entry_fires_loses_nothing() {
+        loom::model(|| {
+            let (shared, wheel) = armed_at(10);
+            let connection = loom::thread::spawn({
+                let (shared, wheel) = (Arc::clone(&shared), Arc::clone(&wheel));
+                move || connection_moves_to(&shared, &wheel, 20)
+            });
+            driver_fires(&shared, &wheel, 15);
+            connection.join().unwrap();
+            assert_covered(&shared, &wheel);
+            // `due` may be set here: the driver read the old deadline, which had passed. It only
+            // tells the connection to look; the connection reports kinds from its own
+            // deadlines, so the postponed one is not reported early.
+        });
+    }
+
+    #[test]
+    fn advancing_while_the_entry_fires_loses_nothing() {
+        loom::model(|| {
+            let (shared, wheel) = armed_at(30);
+            let connection = loom::thread::spawn({
+                let (shared, wheel) = (Arc::clone(&shared), Arc::clone(&wheel));
+                move || connection_moves_to(&shared, &wheel, 12)
+            });
+            driver_fires(&shared, &wheel, 15);
+            connection.join().unwrap();
+            assert_covered(&shared, &wheel);
+        });
+    }
+}

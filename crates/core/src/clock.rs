@@ -123,6 +123,15 @@ impl Ticks {
         }
     }
 
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Nanoseconds from the epoch to `at` (0 before it).
+    pub(crate) fn nanos(&self, at: Instant) -> u64 {
+        self.nanos_since_epoch(at)
+    }
+
     pub(crate) fn resolution(&self) -> Duration {
         Duration::from_nanos(self.resolution_nanos)
     }

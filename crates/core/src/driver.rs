@@ -33,6 +33,9 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         inner.wake_tick.store(u64::MAX, Ordering::SeqCst);
         let now = inner.clock.now();
+        inner
+            .last_pass_nanos
+            .fetch_max(inner.ticks.nanos(now), Ordering::Relaxed);
         let tick = inner.ticks.floor(now);
         let mut next = u64::MAX;
         let mut fired = 0;

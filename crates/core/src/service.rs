@@ -89,6 +89,7 @@ impl TimerServiceBuilder {
                 .map(|_| Shard::new(self.capacity_per_shard))
                 .collect(),
             wake_tick: AtomicU64::new(u64::MAX),
+            last_pass_nanos: AtomicU64::new(0),
             notify: Notify::new(),
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
@@ -107,6 +108,8 @@ pub(crate) struct Inner {
     /// a timer armed for an earlier tick must wake it.
     pub(crate) wake_tick: AtomicU64,
     pub(crate) notify: Notify,
+    /// The clock reading of the driver's last pass, in nanoseconds since the epoch.
+    pub(crate) last_pass_nanos: AtomicU64,
     pub(crate) shutdown: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) lateness: Lateness,
@@ -250,6 +253,17 @@ impl TimerHandle {
     #[must_use]
     pub fn now(&self) -> Instant {
         self.inner.clock.now()
+    }
+
+    /// A coarse "now" that reads no clock: the time of the driver's last pass (the seed's
+    /// `TimeCache`). Never ahead of the real time; behind it by the time since the driver last
+    /// woke, which is small while timers are firing but unbounded while the service is idle.
+    /// Good for stamps and statistics on hot paths; to arm timers from a packet's arrival, pass
+    /// the receive time you already have (e.g. `ConnectionTimers::reset_idle_timeout_at`).
+    #[must_use]
+    pub fn coarse_now(&self) -> Instant {
+        let nanos = self.inner.last_pass_nanos.load(Ordering::Relaxed);
+        self.inner.ticks.epoch() + Duration::from_nanos(nanos)
     }
 
     /// The service's tick length.

@@ -372,3 +372,44 @@ fn global_service_runs_on_its_own_thread() {
         assert_eq!(global.stats().cancelled, before.cancelled + 1);
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn coarse_now_follows_the_driver_and_is_never_ahead() {
+    let service = service();
+    let timers = service.handle();
+    timers.sleep(Duration::from_millis(25)).await.unwrap();
+    let coarse = timers.coarse_now();
+    assert!(coarse <= Instant::now());
+    // The driver's last pass fired the sleep, at its deadline.
+    assert!(Instant::now() - coarse <= Duration::from_millis(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stats_reach_the_metrics_facade() {
+    use metrics_util::debugging::DebuggingRecorder;
+    let service = service();
+    let timers = service.handle();
+    timers.sleep(Duration::from_millis(3)).await.unwrap();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let stats = metrics::with_local_recorder(&recorder, || timers.stats());
+    assert_eq!(stats.processed, 1);
+    let names: Vec<String> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, _)| key.key().name().to_owned())
+        .collect();
+    for expected in [
+        "ticktock_timers_active",
+        "ticktock_connections_active",
+        "ticktock_timers_fired_total",
+        "ticktock_timers_cancelled_total",
+        "ticktock_wheel_cascades_total",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}

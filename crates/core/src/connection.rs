@@ -350,11 +350,11 @@ impl ConnectionTimers {
             }
             let key = match self.shared.entry() {
                 Some(key) if state.wheel.reset(key, earliest) => {
-                    Counters::add(&inner.counters.reset, 1);
+                    state.counts.reset += 1;
                     key
                 }
                 _ => {
-                    Counters::add(&inner.counters.armed, 1);
+                    state.counts.armed += 1;
                     state
                         .wheel
                         .insert(earliest, Entry::Connection(Arc::clone(&self.shared)))
@@ -372,7 +372,7 @@ impl ConnectionTimers {
         let mut state = inner.shards[usize::from(self.shard)].lock();
         if let Some(key) = self.shared.entry() {
             if state.wheel.cancel(key).is_some() {
-                Counters::add(&inner.counters.cancelled, 1);
+                state.counts.cancelled += 1;
             }
             self.shared.unfile();
         }

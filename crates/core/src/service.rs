@@ -137,9 +137,9 @@ impl Inner {
             if state.shut {
                 return Err(Shutdown);
             }
+            state.counts.armed += 1;
             state.wheel.insert(tick, entry)
         };
-        Counters::add(&self.counters.armed, 1);
         self.armed_for(tick);
         Ok((shard as u16, key))
     }
@@ -147,12 +147,13 @@ impl Inner {
     /// Moves a timer; `false` when it already fired (or the service shut down).
     pub(crate) fn reset(&self, shard: u16, key: TimerKey, deadline: Instant) -> bool {
         let tick = self.ticks.ceil(deadline);
-        let moved = self.shards[usize::from(shard)]
-            .lock()
-            .wheel
-            .reset(key, tick);
+        let moved = {
+            let mut state = self.shards[usize::from(shard)].lock();
+            let moved = state.wheel.reset(key, tick);
+            state.counts.reset += u64::from(moved);
+            moved
+        };
         if moved {
-            Counters::add(&self.counters.reset, 1);
             self.armed_for(tick);
         }
         moved
@@ -160,31 +161,27 @@ impl Inner {
 
     /// Cancels a timer; `false` when it already fired.
     pub(crate) fn cancel(&self, shard: u16, key: TimerKey) -> bool {
-        let cancelled = self.shards[usize::from(shard)]
-            .lock()
-            .wheel
-            .cancel(key)
-            .is_some();
-        if cancelled {
-            Counters::add(&self.counters.cancelled, 1);
-        }
+        let mut state = self.shards[usize::from(shard)].lock();
+        let cancelled = state.wheel.cancel(key).is_some();
+        state.counts.cancelled += u64::from(cancelled);
         cancelled
     }
 
     pub(crate) fn stats(&self) -> TimerStats {
         let mut stats = TimerStats {
             active_connections: self.counters.connections.load(Ordering::Relaxed),
-            armed: self.counters.armed.load(Ordering::Relaxed),
             processed: self.counters.fired.load(Ordering::Relaxed),
-            cancelled: self.counters.cancelled.load(Ordering::Relaxed),
-            reset: self.counters.reset.load(Ordering::Relaxed),
             driver_wakeups: self.counters.driver_wakeups.load(Ordering::Relaxed),
             connection_rearms: self.counters.connection_rearms.load(Ordering::Relaxed),
             lateness: self.lateness.snapshot(),
             ..TimerStats::default()
         };
         for shard in &*self.shards {
-            stats.add_wheel(&shard.lock().wheel.stats());
+            let state = shard.lock();
+            stats.add_wheel(&state.wheel.stats());
+            stats.armed += state.counts.armed;
+            stats.cancelled += state.counts.cancelled;
+            stats.reset += state.counts.reset;
         }
         stats
     }

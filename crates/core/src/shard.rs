@@ -28,10 +28,23 @@ pub(crate) struct ShardState {
     pub(crate) wheel: TimerWheel<Entry>,
     /// Set at shutdown: the wheel has been drained and takes no more timers.
     pub(crate) shut: bool,
+    /// Per-shard counters: kept under the lock the operation holds anyway, so that threads on
+    /// different shards never write the same cache line.
+    pub(crate) counts: ShardCounts,
 }
 
-/// A wheel and its lock.
+/// Operations counted per shard (see [`TimerStats`](crate::TimerStats)).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ShardCounts {
+    pub(crate) armed: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) reset: u64,
+}
+
+/// A wheel and its lock, aligned to its own cache lines (128 bytes covers adjacent-line
+/// prefetch) so that threads on neighbouring shards do not share one.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct Shard {
     state: Mutex<ShardState>,
 }
@@ -42,6 +55,7 @@ impl Shard {
             state: Mutex::new(ShardState {
                 wheel: TimerWheel::with_capacity(capacity),
                 shut: false,
+                counts: ShardCounts::default(),
             }),
         }
     }

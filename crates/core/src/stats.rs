@@ -12,13 +12,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use ticktock_wheel::{LEVELS, WheelStats};
 
-/// Lifetime counters of one service.
+/// Lifetime counters of one service that are not per shard (those are in
+/// [`ShardCounts`](crate::shard::ShardCounts)): the driver's, written by it alone, and the
+/// connection count.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) armed: AtomicU64,
     pub(crate) fired: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) reset: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) connection_rearms: AtomicU64,
     pub(crate) driver_wakeups: AtomicU64,

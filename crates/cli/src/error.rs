@@ -7,15 +7,27 @@ use std::io;
 /// Everything that can make `ticktock` fail after its arguments were accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The tokio runtime that DelayQueue needs could not be built.
-    #[error("could not start the tokio runtime for the DelayQueue peer: {0}")]
+    /// A tokio runtime (DelayQueue's, or one the timer-service workloads run on) could not be
+    /// built.
+    #[error("could not start a tokio runtime: {0}")]
     Runtime(#[source] io::Error),
-    /// ticktock-wheel fired a timer early, lost one, or miscounted: the numbers are void.
+    /// The ticktock timer service would not start.
+    #[error("could not start the ticktock timer service: {0}")]
+    Service(#[from] ticktock::BuildError),
+    /// A benchmark task panicked or was cancelled.
+    #[error("a benchmark task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The process's CPU time could not be read (the idle workload needs /proc).
+    #[error("could not read the process's CPU time from /proc/self: {0}")]
+    CpuTime(#[source] io::Error),
+    /// ticktock fired a timer early, lost one, or miscounted: the numbers are void.
     #[error(
-        "correctness failure: ticktock-wheel {detail} in the {workload} workload \
+        "correctness failure: {implementation} {detail} in the {workload} workload \
          (parameter {parameter}); its timing numbers are not valid"
     )]
     Correctness {
+        /// The implementation that failed (ticktock-wheel or the ticktock service).
+        implementation: &'static str,
         /// Workload name.
         workload: &'static str,
         /// The parameter (batch size or timer count) of the failing cell.

@@ -3,7 +3,8 @@
 //! For now it has one subcommand, `ticktock bench`, which measures the `ticktock-wheel` timer
 //! wheel side by side with the structures a protocol stack would otherwise use (tokio-util's
 //! `DelayQueue`, a binary heap with lazy cancellation, and the `nexus-timer` wheel) on the same
-//! seeded inputs, in one process, and prints the results as markdown tables or JSON.
+//! seeded inputs, and the `ticktock` timer service side by side with tokio's own timer, in one
+//! process, and prints the results as markdown tables or JSON.
 //!
 //! This file only parses the command line and dispatches; the measuring lives in [`bench`], the
 //! printing in [`report`], and the byte counting for the memory workload in [`alloc_counter`].
@@ -33,7 +34,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Benchmark ticktock-wheel against tokio-util's DelayQueue, a lazy-cancel binary heap and
-    /// nexus-timer on the same seeded inputs.
+    /// nexus-timer, and the ticktock timer service against tokio's timer, on the same seeded
+    /// inputs.
     Bench(BenchArgs),
 }
 
@@ -48,6 +50,18 @@ enum WorkloadArg {
     Reset,
     /// Heap bytes per live timer at 1,000,000 timers.
     Memory,
+    /// Timer service: arm + cancel a sleep from tasks on 1 and 2 worker threads, against
+    /// tokio's sleep and timeout.
+    Service,
+    /// Timer service: per-packet idle-timeout re-arm of 100,000 connections, against tokio's
+    /// `Sleep::reset`.
+    Rearm,
+    /// Timer service: fire lateness of 1,000,000 timers over 10 s of real time, against
+    /// tokio's timer.
+    Lateness,
+    /// Timer service: process CPU over 5 s with 1,000,000 timers pending an hour away, against
+    /// tokio's timer.
+    Idle,
     /// All of the above.
     All,
 }
@@ -60,7 +74,8 @@ struct BenchArgs {
     /// Samples (timed repetitions) per table cell; each cell reports their median, min and max.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     samples: Option<u32>,
-    /// Short run for CI: 3 samples and smaller repetition counts.
+    /// Short run for CI: 3 samples, smaller repetition counts, fewer timers and shorter
+    /// real-time spans.
     #[arg(long)]
     quick: bool,
     /// Print one JSON array of result objects instead of markdown tables.
@@ -95,6 +110,10 @@ impl BenchArgs {
             WorkloadArg::Expire => vec![Workload::Expire],
             WorkloadArg::Reset => vec![Workload::Reset],
             WorkloadArg::Memory => vec![Workload::Memory],
+            WorkloadArg::Service => vec![Workload::Service],
+            WorkloadArg::Rearm => vec![Workload::Rearm],
+            WorkloadArg::Lateness => vec![Workload::Lateness],
+            WorkloadArg::Idle => vec![Workload::Idle],
             WorkloadArg::All => Workload::ALL.to_vec(),
         };
         config

@@ -343,7 +343,7 @@ impl ConnectionTimers {
             return Ok(());
         }
         let inner: &Inner = &self.handle.inner;
-        {
+        let wake = {
             let mut state = inner.shards[usize::from(self.shard)].lock();
             if state.shut {
                 return Err(Shutdown.into());
@@ -361,8 +361,11 @@ impl ConnectionTimers {
                 }
             };
             self.shared.file(key, earliest);
+            inner.must_wake(earliest)
+        };
+        if wake {
+            inner.wake_driver();
         }
-        inner.armed_for(earliest);
         Ok(())
     }
 

@@ -3,9 +3,11 @@
 //!
 //! # Waking the driver
 //! The driver publishes the tick it sleeps until in `wake_tick`; arming a timer for an earlier
-//! tick notifies it. While it scans the shards `wake_tick` is `u64::MAX`, so a timer armed in a
-//! shard the scan already passed always notifies, and tokio's `Notify` keeps that permit until
-//! the driver waits: no wakeup is lost. With nothing pending it waits for a notification only.
+//! tick notifies it (checked under the shard's lock, see `Inner::must_wake`). While it scans
+//! the shards `wake_tick` is `u64::MAX`, so a timer armed in a shard the scan already passed
+//! always notifies, and tokio's `Notify` keeps that permit until the driver waits: no wakeup is
+//! lost. The `notified` flag, cleared as each pass begins, keeps it to one notification per
+//! pass. With nothing pending the driver waits for a notification only.
 //!
 //! # Batching
 //! Each shard is locked once per pass; fired wakers are collected into a buffer the driver
@@ -18,11 +20,14 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::handoff::ConnectionShared;
-use crate::service::Inner;
+use crate::service::{Inner, SharedInner};
 use crate::shard::Entry;
 use crate::stats::Counters;
 
-pub(crate) async fn run(inner: Arc<Inner>) {
+pub(crate) async fn run(inner: SharedInner) {
+    // If the runtime drops this task (it is shutting down), the service shuts down with it:
+    // waiters get `Shutdown` rather than hang.
+    let _guard = ShutDownOnDrop(inner.clone());
     let mut wakers: Vec<Waker> = Vec::new();
     let mut lateness: Vec<Duration> = Vec::new();
     let mut rearm: Vec<(Arc<ConnectionShared>, u64)> = Vec::new();
@@ -31,6 +36,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             drain(&inner, &mut wakers);
             return;
         }
+        inner.notified.store(false, Ordering::SeqCst);
         inner.wake_tick.store(u64::MAX, Ordering::SeqCst);
         let now = inner.clock.now();
         inner
@@ -108,6 +114,15 @@ async fn sleep(inner: &Inner, next: u64) {
                 }
             }
         }
+    }
+}
+
+struct ShutDownOnDrop(SharedInner);
+
+impl Drop for ShutDownOnDrop {
+    fn drop(&mut self) {
+        self.0.shut_down();
+        drain(&self.0, &mut Vec::new());
     }
 }
 

@@ -32,13 +32,12 @@ fn start() -> TimerHandle {
                 .build()
                 .expect("ticktock: cannot build the global timer runtime");
             runtime.block_on(async move {
-                let service = TimerService::builder()
-                    .start()
+                let handle = TimerService::builder()
+                    .start_static()
                     .expect("ticktock: default settings are valid inside a runtime");
-                sender.send(service.handle()).ok();
-                // Keep the service (and so its driver) alive for the life of the process.
+                sender.send(handle).ok();
+                // The driver runs on this runtime for the life of the process.
                 std::future::pending::<()>().await;
-                drop(service);
             });
         })
         .expect("ticktock: cannot start the global timer thread");

@@ -63,15 +63,32 @@ impl TimerServiceBuilder {
     /// outside a tokio runtime.
     pub fn start(self) -> Result<TimerService, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
-        let inner = self.build()?;
-        let driver = runtime.spawn(crate::driver::run(Arc::clone(&inner)));
+        let inner = SharedInner::Counted(Arc::new(self.build()?));
+        let driver = runtime.spawn(crate::driver::run(inner.clone()));
         Ok(TimerService {
             handle: TimerHandle { inner },
             driver: Some(driver),
         })
     }
 
-    pub(crate) fn build(self) -> Result<Arc<Inner>, BuildError> {
+    /// Starts a service that lives for the rest of the process and returns its handle. Its
+    /// handles (and so every `Sleep` and `ConnectionTimers`) refer to it without reference
+    /// counting, so tasks on different cores never write a shared counter to arm a timer.
+    /// The [`global`](crate::global) service is one of these.
+    ///
+    /// Its bookkeeping (a few KiB per shard once its timers are gone) is never freed. If the
+    /// runtime its driver runs on shuts down, the service shuts down with it.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_static(self) -> Result<TimerHandle, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let inner = SharedInner::Static(Box::leak(Box::new(self.build()?)));
+        runtime.spawn(crate::driver::run(inner.clone()));
+        Ok(TimerHandle { inner })
+    }
+
+    fn build(self) -> Result<Inner, BuildError> {
         if self.resolution < Duration::from_micros(1) {
             return Err(BuildError::ResolutionTooFine(self.resolution));
         }
@@ -82,19 +99,40 @@ impl TimerServiceBuilder {
             return Err(BuildError::Shards(shards));
         }
         let epoch = self.clock.now();
-        Ok(Arc::new(Inner {
+        Ok(Inner {
             ticks: Ticks::new(epoch, self.resolution),
             clock: self.clock,
             shards: (0..shards)
                 .map(|_| Shard::new(self.capacity_per_shard))
                 .collect(),
             wake_tick: AtomicU64::new(u64::MAX),
+            notified: AtomicBool::new(false),
             last_pass_nanos: AtomicU64::new(0),
             notify: Notify::new(),
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
             lateness: Lateness::default(),
-        }))
+        })
+    }
+}
+
+/// How handles reach a service's state: counted for services that can be dropped, a plain
+/// reference for those that live as long as the process.
+#[derive(Debug, Clone)]
+pub(crate) enum SharedInner {
+    Counted(Arc<Inner>),
+    Static(&'static Inner),
+}
+
+impl std::ops::Deref for SharedInner {
+    type Target = Inner;
+
+    #[inline]
+    fn deref(&self) -> &Inner {
+        match self {
+            SharedInner::Counted(inner) => inner,
+            SharedInner::Static(inner) => inner,
+        }
     }
 }
 
@@ -107,6 +145,8 @@ pub(crate) struct Inner {
     /// The tick the driver sleeps until (`u64::MAX` while it scans or has nothing to wait for):
     /// a timer armed for an earlier tick must wake it.
     pub(crate) wake_tick: AtomicU64,
+    /// Set by the first timer that woke the driver since its last pass began.
+    pub(crate) notified: AtomicBool,
     pub(crate) notify: Notify,
     /// The clock reading of the driver's last pass, in nanoseconds since the epoch.
     pub(crate) last_pass_nanos: AtomicU64,
@@ -116,45 +156,67 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Wakes the driver if a timer due at `tick` is earlier than what it sleeps for.
+    /// Called **under the shard's lock** right after a timer for `tick` went into its wheel:
+    /// whether the driver must be woken for it (the caller then calls
+    /// [`wake_driver`](Self::wake_driver) after unlocking).
+    ///
+    /// Checking under the lock is what makes this airtight: either the driver's scan takes this
+    /// shard's lock after us and sees the timer, or it published its new `wake_tick` before
+    /// we read it. `notified` keeps it to one wake-up per driver pass however many timers are
+    /// armed meanwhile (the driver clears it before it scans).
     #[inline]
-    pub(crate) fn armed_for(&self, tick: u64) {
-        if tick < self.wake_tick.load(Ordering::SeqCst) {
-            self.notify.notify_one();
-        }
+    pub(crate) fn must_wake(&self, tick: u64) -> bool {
+        tick < self.wake_tick.load(Ordering::SeqCst)
+            && !self.notified.load(Ordering::SeqCst)
+            && !self.notified.swap(true, Ordering::SeqCst)
+    }
+
+    pub(crate) fn wake_driver(&self) {
+        self.notify.notify_one();
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Arms a timer for `deadline` on the calling thread's shard.
-    pub(crate) fn arm(&self, deadline: Instant, entry: Entry) -> Result<(u16, TimerKey), Shutdown> {
+    /// Arms a timer for `deadline` on the calling thread's shard; `None` when it is already due
+    /// by the driver's last pass (no clock is read to find that out).
+    pub(crate) fn arm(
+        &self,
+        deadline: Instant,
+        entry: impl FnOnce() -> Entry,
+    ) -> Result<Option<(u16, TimerKey)>, Shutdown> {
         let tick = self.ticks.ceil(deadline);
         let shard = shard::current(self.shards.len());
-        let key = {
+        let (key, wake) = {
             let mut state = self.shards[shard].lock();
             if state.shut {
                 return Err(Shutdown);
             }
+            if tick <= state.wheel.current_tick() {
+                return Ok(None);
+            }
             state.counts.armed += 1;
-            state.wheel.insert(tick, entry)
+            let key = state.wheel.insert(tick, entry());
+            (key, self.must_wake(tick))
         };
-        self.armed_for(tick);
-        Ok((shard as u16, key))
+        if wake {
+            self.wake_driver();
+        }
+        Ok(Some((shard as u16, key)))
     }
 
     /// Moves a timer; `false` when it already fired (or the service shut down).
     pub(crate) fn reset(&self, shard: u16, key: TimerKey, deadline: Instant) -> bool {
         let tick = self.ticks.ceil(deadline);
-        let moved = {
+        let (moved, wake) = {
             let mut state = self.shards[usize::from(shard)].lock();
             let moved = state.wheel.reset(key, tick);
             state.counts.reset += u64::from(moved);
-            moved
+            (moved, moved && self.must_wake(tick))
         };
-        if moved {
-            self.armed_for(tick);
+        if wake {
+            self.wake_driver();
         }
         moved
     }
@@ -242,7 +304,7 @@ impl Drop for TimerService {
 /// A cheap, cloneable handle to a [`TimerService`], usable from any task or thread.
 #[derive(Debug, Clone)]
 pub struct TimerHandle {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: SharedInner,
 }
 
 impl TimerHandle {

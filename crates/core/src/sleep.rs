@@ -78,14 +78,19 @@ impl Sleep {
         match self.state {
             State::Done => Poll::Ready(Ok(())),
             State::Idle => {
-                if inner.clock.now() >= self.deadline {
-                    self.state = State::Done;
-                    return Poll::Ready(Ok(()));
+                // Whether it is already due is decided against the driver's last pass, under the
+                // shard's lock: no clock read on the way in.
+                let waker = cx.waker();
+                match inner.arm(self.deadline, || Entry::Waker(Some(waker.clone())))? {
+                    Some((shard, key)) => {
+                        self.state = State::Armed { shard, key };
+                        Poll::Pending
+                    }
+                    None => {
+                        self.state = State::Done;
+                        Poll::Ready(Ok(()))
+                    }
                 }
-                let (shard, key) =
-                    inner.arm(self.deadline, Entry::Waker(Some(cx.waker().clone())))?;
-                self.state = State::Armed { shard, key };
-                Poll::Pending
             }
             State::Armed { shard, key } => {
                 let mut state = inner.shards[usize::from(shard)].lock();

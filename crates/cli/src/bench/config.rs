@@ -1,5 +1,7 @@
 //! What a `bench` run measures and how hard: the workloads and the sizes of each.
 
+use std::time::Duration;
+
 /// Seed of the inputs unless `--seed` says otherwise.
 pub const DEFAULT_SEED: u64 = 20_240_601;
 
@@ -14,11 +16,34 @@ pub enum Workload {
     Reset,
     /// Heap bytes per live timer.
     Memory,
+    /// Timer service: arm + cancel a sleep from tasks on 1 and 2 worker threads.
+    Service,
+    /// Timer service: per-packet idle-timeout re-arm of many connections.
+    Rearm,
+    /// Timer service: how late timers fire on the real clock.
+    Lateness,
+    /// Timer service: process CPU while many far-away timers wait.
+    Idle,
 }
 
 impl Workload {
+    /// The timing wheel's workloads (ticktock-wheel against its peers), in report order.
+    pub const WHEEL: [Self; 4] = [Self::Churn, Self::Expire, Self::Reset, Self::Memory];
+
+    /// The timer service's workloads (ticktock against tokio's timer), in report order.
+    pub const SERVICE: [Self; 4] = [Self::Service, Self::Rearm, Self::Lateness, Self::Idle];
+
     /// Every workload, in report order.
-    pub const ALL: [Self; 4] = [Self::Churn, Self::Expire, Self::Reset, Self::Memory];
+    pub const ALL: [Self; 8] = [
+        Self::Churn,
+        Self::Expire,
+        Self::Reset,
+        Self::Memory,
+        Self::Service,
+        Self::Rearm,
+        Self::Lateness,
+        Self::Idle,
+    ];
 
     /// Name in the report and the JSON.
     pub fn name(self) -> &'static str {
@@ -27,6 +52,10 @@ impl Workload {
             Self::Expire => "expire",
             Self::Reset => "reset",
             Self::Memory => "memory",
+            Self::Service => "service",
+            Self::Rearm => "rearm",
+            Self::Lateness => "lateness",
+            Self::Idle => "idle",
         }
     }
 
@@ -36,6 +65,24 @@ impl Workload {
             Self::Churn | Self::Expire => "ns/timer",
             Self::Reset => "ns/reset",
             Self::Memory => "bytes/timer",
+            Self::Service => "ns/op",
+            Self::Rearm => "ns/re-arm",
+            Self::Lateness => "µs late",
+            Self::Idle => "% CPU",
+        }
+    }
+
+    /// Whether this is one of the timer service's workloads (which run on tokio's real clock
+    /// and compare with tokio's own timer) rather than one of the wheel's.
+    pub fn is_service(self) -> bool {
+        Self::SERVICE.contains(&self)
+    }
+
+    /// Decimals the markdown tables print values with.
+    pub fn decimals(self) -> usize {
+        match self {
+            Self::Idle => 3,
+            _ => 1,
         }
     }
 }
@@ -63,6 +110,27 @@ pub struct Config {
     pub resets_per_sample: usize,
     /// Memory: live timers.
     pub memory_timers: usize,
+    /// Service: worker-thread counts, one row each.
+    pub service_threads: Vec<usize>,
+    /// Service: arm + cancel operations per worker thread per sample.
+    pub service_ops_per_thread: usize,
+    /// Rearm: connections, each with one idle timeout.
+    pub rearm_connections: usize,
+    /// Rearm: re-arms (packets) per sample.
+    pub rearms_per_sample: usize,
+    /// Lateness: live timers.
+    pub lateness_timers: usize,
+    /// Lateness: deadlines are spread uniformly over this span.
+    pub lateness_span: Duration,
+    /// Lateness: time between the start of setup and the start of the span, in which every
+    /// timer is created and registered.
+    pub lateness_lead: Duration,
+    /// Lateness: tasks the timers are spread over.
+    pub lateness_tasks: usize,
+    /// Idle: pending timers (an hour away).
+    pub idle_timers: usize,
+    /// Idle: wall time over which CPU use is measured.
+    pub idle_wall: Duration,
 }
 
 impl Config {
@@ -79,16 +147,35 @@ impl Config {
             reset_live: 100_000,
             resets_per_sample: 10_000_000,
             memory_timers: 1_000_000,
+            service_threads: vec![1, 2],
+            service_ops_per_thread: 1_000_000,
+            rearm_connections: 100_000,
+            rearms_per_sample: 10_000_000,
+            lateness_timers: 1_000_000,
+            lateness_span: Duration::from_secs(10),
+            lateness_lead: Duration::from_secs(1),
+            lateness_tasks: 1000,
+            idle_timers: 1_000_000,
+            idle_wall: Duration::from_secs(5),
         }
     }
 
-    /// The CI run: same cells, 3 samples and smaller repetition counts.
+    /// The CI run: same cells, 3 samples and smaller repetition counts (and, for the timer
+    /// service, fewer timers and shorter real-time spans).
     pub fn quick(seed: u64) -> Self {
         Self {
             samples: 3,
             churn_timers_per_sample: 1 << 17,
             expire_timers_per_sample: 1 << 16,
             resets_per_sample: 1_000_000,
+            service_ops_per_thread: 100_000,
+            rearm_connections: 10_000,
+            rearms_per_sample: 1_000_000,
+            lateness_timers: 100_000,
+            lateness_span: Duration::from_secs(2),
+            lateness_lead: Duration::from_millis(500),
+            idle_timers: 100_000,
+            idle_wall: Duration::from_secs(1),
             ..Self::full(seed)
         }
     }
@@ -107,6 +194,16 @@ impl Config {
             reset_live: 100,
             resets_per_sample: 1000,
             memory_timers: 1000,
+            service_threads: vec![1, 2],
+            service_ops_per_thread: 1000,
+            rearm_connections: 100,
+            rearms_per_sample: 1000,
+            lateness_timers: 500,
+            lateness_span: Duration::from_millis(50),
+            lateness_lead: Duration::from_millis(30),
+            lateness_tasks: 10,
+            idle_timers: 1000,
+            idle_wall: Duration::from_millis(50),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The four workloads, written once and generic over [`TimerImpl`].
+//! The wheel's four workloads, written once and generic over [`TimerImpl`], and the [`Spec`]
+//! of every workload (the timer service's four live in [`super::service`]).
 //!
 //! A [`Spec`] describes one table row group (a workload at one parameter) with its inputs; it
 //! makes one [`SampleRunner`] per implementation, which owns that implementation's structure and
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::inputs::{Picks, Pool};
 use super::peers::{DelayQueuePeer, LazyHeapPeer, NexusPeer, Ticktock, TimerImpl};
+use super::service::{ArmSpec, IdleSpec, LatenessSpec, RearmSpec};
 use crate::alloc_counter;
 use crate::error::CliError;
 
@@ -28,10 +30,11 @@ const ID_MASK: u64 = (1 << ID_BITS) - 1;
 pub const MAX_EXPIRE_BATCH: usize = 1 << ID_BITS;
 
 /// One timed repetition of one implementation in one cell.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// The measured value: ns per operation, or bytes per timer.
-    pub value: f64,
+    /// The measured values, one per row of the case (see [`Spec::rows`]): ns per operation,
+    /// bytes per timer, µs of lateness, % CPU.
+    pub values: Vec<f64>,
     /// Timers that fired before their deadline.
     pub early: u64,
     /// Timers that did not come out exactly once (never fired, fired twice, or a cancel or
@@ -40,9 +43,15 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn per_op(elapsed: Duration, ops: usize, early: u64, lost: u64) -> Self {
+    /// A one-row sample: `ops` operations took `elapsed`.
+    pub fn per_op(elapsed: Duration, ops: usize, early: u64, lost: u64) -> Self {
+        Self::one(elapsed.as_nanos() as f64 / ops.max(1) as f64, early, lost)
+    }
+
+    /// A one-row sample of `value`.
+    pub fn one(value: f64, early: u64, lost: u64) -> Self {
         Self {
-            value: elapsed.as_nanos() as f64 / ops.max(1) as f64,
+            values: vec![value],
             early,
             lost,
         }
@@ -55,6 +64,11 @@ pub trait SampleRunner {
     fn name(&self) -> &'static str;
     /// Runs one timed repetition.
     fn sample(&mut self) -> Result<Sample, CliError>;
+    /// What the runner observed over all its samples besides the values (shown under the
+    /// table). Called once, after the last sample.
+    fn remarks(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A workload at one parameter, with the inputs every implementation shares.
@@ -99,22 +113,75 @@ pub enum Spec {
         /// Delays in ticks.
         delays: Rc<Pool>,
     },
+    /// Timer service: arm + cancel from tasks on worker threads.
+    Service(ArmSpec),
+    /// Timer service: idle-timeout re-arms of many connections.
+    Rearm(RearmSpec),
+    /// Timer service: fire lateness on the real clock.
+    Lateness(LatenessSpec),
+    /// Timer service: process CPU while timers wait.
+    Idle(IdleSpec),
 }
 
 impl Spec {
-    /// One runner per implementation, ticktock-wheel first.
+    /// One runner per implementation, ticktock first.
     pub fn runners(&self) -> Result<Vec<Box<dyn SampleRunner>>, CliError> {
-        Ok(vec![
-            self.runner::<Ticktock>()?,
-            self.runner::<LazyHeapPeer>()?,
-            self.runner::<NexusPeer>()?,
-            self.runner::<DelayQueuePeer>()?,
-        ])
+        match self {
+            Self::Service(spec) => spec.runners(),
+            Self::Rearm(spec) => spec.runners(),
+            Self::Lateness(spec) => spec.runners(),
+            Self::Idle(spec) => spec.runners(),
+            Self::Churn { .. } | Self::Expire { .. } | Self::Reset { .. } | Self::Memory { .. } => {
+                Ok(vec![
+                    self.runner::<Ticktock>()?,
+                    self.runner::<LazyHeapPeer>()?,
+                    self.runner::<NexusPeer>()?,
+                    self.runner::<DelayQueuePeer>()?,
+                ])
+            }
+        }
+    }
+
+    /// How many runners [`runners`](Self::runners) makes (without making them).
+    pub fn runner_count(&self) -> usize {
+        match self {
+            Self::Service(_) => ArmSpec::IMPLEMENTATIONS.len(),
+            Self::Rearm(_) => RearmSpec::IMPLEMENTATIONS.len(),
+            Self::Lateness(_) => LatenessSpec::IMPLEMENTATIONS.len(),
+            Self::Idle(_) => IdleSpec::IMPLEMENTATIONS.len(),
+            Self::Churn { .. } | Self::Expire { .. } | Self::Reset { .. } | Self::Memory { .. } => {
+                4
+            }
+        }
     }
 
     /// Whether a first, untimed sample should warm the structure (caches, capacity) up.
     pub fn wants_warm_up(&self) -> bool {
-        !matches!(self, Self::Memory { .. })
+        matches!(
+            self,
+            Self::Churn { .. }
+                | Self::Expire { .. }
+                | Self::Reset { .. }
+                | Self::Service(_)
+                | Self::Rearm(_)
+        )
+    }
+
+    /// Timed samples per implementation: `configured`, except for the real-time workloads
+    /// (lateness, idle), which take one long sample each.
+    pub fn samples(&self, configured: usize) -> usize {
+        match self {
+            Self::Lateness(_) | Self::Idle(_) => 1,
+            _ => configured,
+        }
+    }
+
+    /// Values per sample, one table row each (lateness: p50, p99, max; the others: 1).
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::Lateness(_) => LatenessSpec::ROWS.len(),
+            _ => 1,
+        }
     }
 
     fn runner<I: TimerImpl + 'static>(&self) -> Result<Box<dyn SampleRunner>, CliError> {
@@ -160,6 +227,9 @@ impl Spec {
                 delays: Rc::clone(delays),
                 imp: PhantomData,
             }),
+            Self::Service(_) | Self::Rearm(_) | Self::Lateness(_) | Self::Idle(_) => {
+                unreachable!("the timer service's workloads make their own runners")
+            }
         })
     }
 }
@@ -425,10 +495,10 @@ impl<I: TimerImpl> SampleRunner for Memory<I> {
                 imp.cancel(key);
             }
         });
-        Ok(Sample {
-            value: bytes as f64 / self.timers.max(1) as f64,
-            early: 0,
-            lost: lost as u64,
-        })
+        Ok(Sample::one(
+            bytes as f64 / self.timers.max(1) as f64,
+            0,
+            lost as u64,
+        ))
     }
 }

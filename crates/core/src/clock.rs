@@ -17,12 +17,19 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// A clock the service reads.
+/// A clock the service reads, and so how its driver waits.
 #[derive(Clone, Debug, Default)]
 pub enum Clock {
-    /// tokio's clock: real time, or virtual time when the runtime's time is paused.
+    /// tokio's clock: real time, or virtual time when the runtime's time is paused (the choice
+    /// for tests). The driver waits on tokio's timer, whose millisecond grid adds up to about a
+    /// millisecond of lateness to the service's own tick.
     #[default]
     Tokio,
+    /// The operating system's monotonic clock, read directly (tokio's paused time does not
+    /// apply). The driver waits on a precise alarm thread, so timers fire within about one
+    /// tick of their deadline. The choice for production; the [global](crate::global) service
+    /// uses it.
+    System,
     /// A clock that only moves when told to.
     Manual(ManualClock),
 }
@@ -33,6 +40,7 @@ impl Clock {
     pub fn now(&self) -> Instant {
         match self {
             Clock::Tokio => Instant::now(),
+            Clock::System => Instant::from_std(std::time::Instant::now()),
             Clock::Manual(manual) => manual.now(),
         }
     }
@@ -144,6 +152,13 @@ impl Ticks {
     #[inline]
     pub(crate) fn floor(&self, now: Instant) -> u64 {
         self.nanos_since_epoch(now) / self.resolution_nanos
+    }
+
+    /// How many ticks `duration` spans, rounded up.
+    pub(crate) fn ceil_duration(&self, duration: Duration) -> u64 {
+        u64::try_from(duration.as_nanos())
+            .unwrap_or(u64::MAX)
+            .div_ceil(self.resolution_nanos)
     }
 
     /// The first tick at or after `deadline`.

@@ -31,6 +31,7 @@ pub(crate) async fn run(inner: SharedInner) {
     let mut wakers: Vec<Waker> = Vec::new();
     let mut lateness: Vec<Duration> = Vec::new();
     let mut rearm: Vec<(Arc<ConnectionShared>, u64)> = Vec::new();
+    let idle_recheck = inner.ticks.ceil_duration(Duration::from_secs(1)).max(1);
     loop {
         if inner.is_shut_down() {
             drain(&inner, &mut wakers);
@@ -85,6 +86,14 @@ pub(crate) async fn run(inner: SharedInner) {
         }
         inner.lateness.record_all(&lateness);
         lateness.clear();
+        // With no timer at all, wake up once a second anyway: then only timers due within that
+        // second need to notify the driver, so a burst of short-lived far timers (armed and
+        // cancelled at once, the common case) does not turn into a driver pass per timer.
+        let next = if next == u64::MAX {
+            tick.saturating_add(idle_recheck)
+        } else {
+            next
+        };
         inner.wake_tick.store(next, Ordering::SeqCst);
         sleep(&inner, next).await;
     }
@@ -102,6 +111,25 @@ async fn sleep(inner: &Inner, next: u64) {
             tokio::select! {
                 () = tokio::time::sleep_until(inner.ticks.instant(next)) => {}
                 () = notified => {}
+            }
+        }
+        Clock::System => {
+            let at = inner.ticks.instant(next).into_std();
+            match &inner.alarm {
+                Some(alarm) => {
+                    tokio::select! {
+                        () = alarm.set(at) => {}
+                        () = notified => {}
+                    }
+                }
+                // Built with the system clock, a service always has its alarm; waiting on
+                // tokio's timer instead would only be late, never wrong.
+                None => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
+                        () = notified => {}
+                    }
+                }
             }
         }
         Clock::Manual(manual) => {

@@ -31,4 +31,7 @@ pub enum BuildError {
     /// `start` was called outside a tokio runtime.
     #[error("TimerService::start must be called from within a tokio runtime")]
     NoRuntime,
+    /// The alarm thread of a [`Clock::System`](crate::Clock::System) service could not start.
+    #[error("cannot start the timer alarm thread: {0:?}")]
+    Thread(std::io::ErrorKind),
 }

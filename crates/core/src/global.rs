@@ -2,13 +2,15 @@
 
 use std::sync::OnceLock;
 
+use crate::clock::Clock;
 use crate::service::{TimerHandle, TimerService};
 
 static GLOBAL: OnceLock<TimerHandle> = OnceLock::new();
 
 /// The process-wide timer service, started on first use on a thread of its own
 /// (`ticktock-timer`, running a current-thread tokio runtime), so it works whatever runtime
-/// (or none) the caller uses. It runs until the process exits.
+/// (or none) the caller uses. It reads the system clock ([`Clock::System`]) and runs until
+/// the process exits.
 ///
 /// # Panics
 /// Only if the operating system refuses to start the thread or its runtime at first use.
@@ -33,6 +35,7 @@ fn start() -> TimerHandle {
                 .expect("ticktock: cannot build the global timer runtime");
             runtime.block_on(async move {
                 let handle = TimerService::builder()
+                    .clock(Clock::System)
                     .start_static()
                     .expect("ticktock: default settings are valid inside a runtime");
                 sender.send(handle).ok();

@@ -33,7 +33,9 @@
 //! - **Futures.** [`Sleep`], [`Timeout`] and [`Interval`] register on first poll, reset in
 //!   O(1), cancel on drop, and resolve with [`Shutdown`] if the service stops first.
 //! - **Clock.** tokio's clock by default (virtual in a paused runtime, so tests need no real
-//!   sleeping), or a [`ManualClock`].
+//!   sleeping; the driver then waits on tokio's millisecond timer), [`Clock::System`] for
+//!   production (the driver waits on a precise alarm thread; the [`global`] service uses it), or
+//!   a [`ManualClock`].
 //!
 //! The free functions ([`sleep`], [`timeout`], [`interval`], …) use the process-wide
 //! [`global`] service.
@@ -41,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod alarm;
 mod clock;
 mod connection;
 mod driver;

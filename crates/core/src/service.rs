@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::alarm::Alarm;
 use crate::clock::{Clock, Ticks};
 use crate::error::{BuildError, Shutdown};
 use crate::interval::Interval;
@@ -98,8 +99,15 @@ impl TimerServiceBuilder {
         if !(1..=1024).contains(&shards) {
             return Err(BuildError::Shards(shards));
         }
+        let alarm = match self.clock {
+            Clock::System => {
+                Some(Alarm::start().map_err(|error| BuildError::Thread(error.kind()))?)
+            }
+            Clock::Tokio | Clock::Manual(_) => None,
+        };
         let epoch = self.clock.now();
         Ok(Inner {
+            alarm,
             ticks: Ticks::new(epoch, self.resolution),
             clock: self.clock,
             shards: (0..shards)
@@ -137,9 +145,16 @@ impl std::ops::Deref for SharedInner {
 }
 
 /// The state a service's handles and driver share.
+///
+/// Aligned to 128 bytes so that, behind an `Arc`, the reference counts (written each time a
+/// `Sleep` is made or dropped) sit on cache lines of their own instead of the lines every arm
+/// reads (`ticks`, `shards`, `wake_tick`).
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct Inner {
     pub(crate) clock: Clock,
+    /// The driver's precise wake-up, with [`Clock::System`].
+    pub(crate) alarm: Option<Alarm>,
     pub(crate) ticks: Ticks,
     pub(crate) shards: Box<[Shard]>,
     /// The tick the driver sleeps until (`u64::MAX` while it scans or has nothing to wait for):

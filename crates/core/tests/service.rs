@@ -415,3 +415,22 @@ async fn stats_reach_the_metrics_facade() {
         );
     }
 }
+
+/// The system clock's precise alarm (real time, so only a millisecond of it).
+#[tokio::test]
+async fn system_clock_service_fires_on_real_time_never_early() {
+    let service = TimerService::builder()
+        .clock(Clock::System)
+        .start()
+        .unwrap();
+    let timers = service.handle();
+    for _ in 0..3 {
+        let deadline = std::time::Instant::now() + Duration::from_micros(700);
+        timers
+            .sleep_until(Instant::from_std(deadline))
+            .await
+            .unwrap();
+        assert!(std::time::Instant::now() >= deadline);
+    }
+    assert_eq!(timers.stats().processed, 3);
+}

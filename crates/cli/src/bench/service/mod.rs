@@ -57,7 +57,8 @@ fn current_thread() -> Result<Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-/// Starts a ticktock service with 1 ms ticks on `runtime`.
+/// Starts a ticktock service with 1 ms ticks on `runtime`, on the system clock (the setting the
+/// global service and production use: the driver waits on a precise alarm, not tokio's timer).
 fn start_service(
     runtime: &Runtime,
     shards: usize,
@@ -65,6 +66,7 @@ fn start_service(
 ) -> Result<TimerService, CliError> {
     let _context = runtime.enter();
     Ok(TimerService::builder()
+        .clock(ticktock::Clock::System)
         .shards(shards)
         .resolution(RESOLUTION)
         .capacity_per_shard(capacity_per_shard)

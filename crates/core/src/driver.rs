@@ -2,12 +2,8 @@
 //! the waiters outside every lock, and goes back to sleep.
 //!
 //! # Waking the driver
-//! The driver publishes the tick it sleeps until in `wake_tick`; arming a timer for an earlier
-//! tick notifies it (checked under the shard's lock, see `Inner::must_wake`). While it scans
-//! the shards `wake_tick` is `u64::MAX`, so a timer armed in a shard the scan already passed
-//! always notifies, and tokio's `Notify` keeps that permit until the driver waits: no wakeup is
-//! lost. The `notified` flag, cleared as each pass begins, keeps it to one notification per
-//! pass. With nothing pending the driver waits for a notification only.
+//! See [`crate::wake`] for the protocol by which arming a timer wakes the driver (at most once
+//! per pass, never missed); tokio's `Notify` keeps a notification until the driver waits.
 //!
 //! # Batching
 //! Each shard is locked once per pass; fired wakers are collected into a buffer the driver
@@ -37,8 +33,7 @@ pub(crate) async fn run(inner: SharedInner) {
             drain(&inner, &mut wakers);
             return;
         }
-        inner.notified.store(false, Ordering::SeqCst);
-        inner.wake_tick.store(u64::MAX, Ordering::SeqCst);
+        inner.wake.begin_pass();
         let now = inner.clock.now();
         inner
             .last_pass_nanos
@@ -94,7 +89,7 @@ pub(crate) async fn run(inner: SharedInner) {
         } else {
             next
         };
-        inner.wake_tick.store(next, Ordering::SeqCst);
+        inner.wake.sleeping_until(next);
         sleep(&inner, next).await;
     }
 }

@@ -57,6 +57,7 @@ mod sleep;
 mod stats;
 mod sync;
 mod timeout;
+mod wake;
 
 pub use clock::{Clock, ManualClock};
 pub use connection::{ConnectionConfig, ConnectionTimers, TimeoutEvent, TimerError, USER_KINDS};

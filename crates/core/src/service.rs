@@ -17,6 +17,7 @@ use crate::shard::{self, Entry, Shard};
 use crate::sleep::Sleep;
 use crate::stats::{Counters, Lateness, TimerStats};
 use crate::timeout::Timeout;
+use crate::wake::DriverWake;
 
 /// Configures a [`TimerService`]. Start from [`TimerService::builder`].
 #[derive(Debug, Clone)]
@@ -113,8 +114,7 @@ impl TimerServiceBuilder {
             shards: (0..shards)
                 .map(|_| Shard::new(self.capacity_per_shard))
                 .collect(),
-            wake_tick: AtomicU64::new(u64::MAX),
-            notified: AtomicBool::new(false),
+            wake: DriverWake::new(),
             last_pass_nanos: AtomicU64::new(0),
             notify: Notify::new(),
             shutdown: AtomicBool::new(false),
@@ -157,11 +157,8 @@ pub(crate) struct Inner {
     pub(crate) alarm: Option<Alarm>,
     pub(crate) ticks: Ticks,
     pub(crate) shards: Box<[Shard]>,
-    /// The tick the driver sleeps until (`u64::MAX` while it scans or has nothing to wait for):
-    /// a timer armed for an earlier tick must wake it.
-    pub(crate) wake_tick: AtomicU64,
-    /// Set by the first timer that woke the driver since its last pass began.
-    pub(crate) notified: AtomicBool,
+    /// When the driver sleeps until, and whether it was already notified.
+    pub(crate) wake: DriverWake,
     pub(crate) notify: Notify,
     /// The clock reading of the driver's last pass, in nanoseconds since the epoch.
     pub(crate) last_pass_nanos: AtomicU64,
@@ -171,19 +168,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Called **under the shard's lock** right after a timer for `tick` went into its wheel:
-    /// whether the driver must be woken for it (the caller then calls
-    /// [`wake_driver`](Self::wake_driver) after unlocking).
-    ///
-    /// Checking under the lock is what makes this airtight: either the driver's scan takes this
-    /// shard's lock after us and sees the timer, or it published its new `wake_tick` before
-    /// we read it. `notified` keeps it to one wake-up per driver pass however many timers are
-    /// armed meanwhile (the driver clears it before it scans).
+    /// Under the shard's lock, right after arming a timer for `tick`: whether to wake the
+    /// driver (see [`DriverWake::must_wake`]).
     #[inline]
     pub(crate) fn must_wake(&self, tick: u64) -> bool {
-        tick < self.wake_tick.load(Ordering::SeqCst)
-            && !self.notified.load(Ordering::SeqCst)
-            && !self.notified.swap(true, Ordering::SeqCst)
+        self.wake.must_wake(tick)
     }
 
     pub(crate) fn wake_driver(&self) {

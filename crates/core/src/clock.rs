@@ -26,9 +26,9 @@ pub enum Clock {
     #[default]
     Tokio,
     /// The operating system's monotonic clock, read directly (tokio's paused time does not
-    /// apply). The driver waits on a precise alarm thread, so timers fire within about one
-    /// tick of their deadline. The choice for production; the [global](crate::global) service
-    /// uses it.
+    /// apply). The driver is a thread of its own that sleeps with the exact timeout, so timers
+    /// fire within about one tick of their deadline, and the service needs no runtime to start.
+    /// The choice for production; the [global](crate::global) service uses it.
     System,
     /// A clock that only moves when told to.
     Manual(ManualClock),

@@ -1,9 +1,17 @@
-//! The driver task: sleeps until the earliest deadline of any shard, fires what is due, wakes
-//! the waiters outside every lock, and goes back to sleep.
+//! The driver: sleeps until the earliest deadline of any shard, fires what is due, wakes the
+//! waiters outside every lock, and goes back to sleep.
+//!
+//! One [`pass`] does the work; what runs it depends on the clock:
+//! - [`Clock::Tokio`] and [`Clock::Manual`]: a tokio task ([`run_task`]) that sleeps on tokio's
+//!   timer (virtual when paused) or on the manual clock's moves.
+//! - [`Clock::System`]: a thread of its own ([`run_thread`]) that sleeps on a condition variable
+//!   with the exact timeout. tokio's timer rounds every sleep up to its millisecond grid, on top
+//!   of the service's own round-up to a tick, and a task driver also waits its turn on a busy
+//!   runtime; the thread fires within the kernel's timer slack of the tick.
 //!
 //! # Waking the driver
-//! See [`crate::wake`] for the protocol by which arming a timer wakes the driver (at most once
-//! per pass, never missed); tokio's `Notify` keeps a notification until the driver waits.
+//! See [`crate::wake`] for the protocol by which arming a timer wakes the driver without ever
+//! missing a wake-up; a notification is kept until the driver waits.
 //!
 //! # Batching
 //! Each shard is locked once per pass; fired wakers are collected into a buffer the driver
@@ -20,111 +28,119 @@ use crate::service::{Inner, SharedInner};
 use crate::shard::Entry;
 use crate::stats::Counters;
 
-pub(crate) async fn run(inner: SharedInner) {
+/// Buffers a driver reuses from pass to pass, so that passes do not allocate once warm.
+#[derive(Default)]
+struct Buffers {
+    wakers: Vec<Waker>,
+    lateness: Vec<Duration>,
+    rearm: Vec<(Arc<ConnectionShared>, u64)>,
+}
+
+/// The driver as a tokio task (tokio's or a manual clock).
+pub(crate) async fn run_task(inner: SharedInner) {
     // If the runtime drops this task (it is shutting down), the service shuts down with it:
     // waiters get `Shutdown` rather than hang.
     let _guard = ShutDownOnDrop(inner.clone());
-    let mut wakers: Vec<Waker> = Vec::new();
-    let mut lateness: Vec<Duration> = Vec::new();
-    let mut rearm: Vec<(Arc<ConnectionShared>, u64)> = Vec::new();
-    let idle_recheck = inner.ticks.ceil_duration(Duration::from_secs(1)).max(1);
-    loop {
-        if inner.is_shut_down() {
-            drain(&inner, &mut wakers);
-            return;
-        }
-        inner.wake.begin_pass();
-        let now = inner.clock.now();
-        inner
-            .last_pass_nanos
-            .fetch_max(inner.ticks.nanos(now), Ordering::Relaxed);
-        let tick = inner.ticks.floor(now);
-        let mut next = u64::MAX;
-        let mut fired = 0;
-        for shard in &*inner.shards {
-            let mut state = shard.lock();
-            state.wheel.poll_with(tick, |expired| {
-                let late = || now.saturating_duration_since(inner.ticks.instant(expired.deadline));
-                match expired.value {
-                    Entry::Waker(waker) => {
-                        fired += 1;
-                        lateness.push(late());
-                        wakers.extend(waker);
-                    }
-                    // A connection that moved its earliest deadline later is filed again
-                    // there, without waking it.
-                    Entry::Connection(shared) => match shared.on_fire(tick) {
-                        Some(wanted) => rearm.push((shared, wanted)),
-                        None => {
-                            fired += 1;
-                            lateness.push(late());
-                            wakers.extend(shared.take_waker());
-                        }
-                    },
-                }
-            });
-            for (shared, wanted) in rearm.drain(..) {
-                let key = state.wheel.insert(wanted, Entry::Connection(shared));
-                if let Some(Entry::Connection(shared)) = state.wheel.get(key) {
-                    shared.file(key, wanted);
-                }
-                Counters::add(&inner.counters.connection_rearms, 1);
-            }
-            if let Some(deadline) = state.wheel.next_deadline() {
-                next = next.min(deadline);
-            }
-        }
-        Counters::add(&inner.counters.fired, fired as u64);
-        Counters::add(&inner.counters.driver_wakeups, 1);
-        for waker in wakers.drain(..) {
-            waker.wake();
-        }
-        inner.lateness.record_all(&lateness);
-        lateness.clear();
-        // With no timer at all, wake up once a second anyway: then only timers due within that
-        // second need to notify the driver, so a burst of short-lived far timers (armed and
-        // cancelled at once, the common case) does not turn into a driver pass per timer.
-        let next = if next == u64::MAX {
-            tick.saturating_add(idle_recheck)
-        } else {
-            next
-        };
-        inner.wake.sleeping_until(next);
+    let mut buffers = Buffers::default();
+    while !inner.is_shut_down() {
+        let next = pass(&inner, &mut buffers);
         sleep(&inner, next).await;
     }
+    drain(&inner, &mut buffers.wakers);
 }
 
-/// Waits until tick `next` or a notification, whichever comes first.
+/// The driver as a thread of its own (the system clock). Returns once the service shut down
+/// and every waiter was woken.
+pub(crate) fn run_thread(inner: SharedInner) {
+    let _guard = ShutDownOnDrop(inner.clone());
+    let mut buffers = Buffers::default();
+    while !inner.is_shut_down() {
+        let next = pass(&inner, &mut buffers);
+        inner
+            .thread_wait
+            .as_ref()
+            .expect("a system-clock service has a thread wait")
+            .wait_until(&inner, next);
+    }
+    drain(&inner, &mut buffers.wakers);
+}
+
+/// One pass: fire what is due in every shard, wake the waiters, publish and return the tick to
+/// sleep until.
+fn pass(inner: &Inner, buffers: &mut Buffers) -> u64 {
+    let Buffers {
+        wakers,
+        lateness,
+        rearm,
+    } = buffers;
+    inner.wake.begin_pass();
+    let now = inner.clock.now();
+    inner
+        .last_pass_nanos
+        .fetch_max(inner.ticks.nanos(now), Ordering::Relaxed);
+    let tick = inner.ticks.floor(now);
+    let mut next = u64::MAX;
+    let mut fired = 0;
+    for shard in &*inner.shards {
+        let mut state = shard.lock();
+        state.wheel.poll_with(tick, |expired| {
+            let late = || now.saturating_duration_since(inner.ticks.instant(expired.deadline));
+            match expired.value {
+                Entry::Waker(waker) => {
+                    fired += 1;
+                    lateness.push(late());
+                    wakers.extend(waker);
+                }
+                // A connection that moved its earliest deadline later is filed again there,
+                // without waking it.
+                Entry::Connection(shared) => match shared.on_fire(tick) {
+                    Some(wanted) => rearm.push((shared, wanted)),
+                    None => {
+                        fired += 1;
+                        lateness.push(late());
+                        wakers.extend(shared.take_waker());
+                    }
+                },
+            }
+        });
+        for (shared, wanted) in rearm.drain(..) {
+            let key = state.wheel.insert(wanted, Entry::Connection(shared));
+            if let Some(Entry::Connection(shared)) = state.wheel.get(key) {
+                shared.file(key, wanted);
+            }
+            Counters::add(&inner.counters.connection_rearms, 1);
+        }
+        if let Some(deadline) = state.wheel.next_deadline() {
+            next = next.min(deadline);
+        }
+    }
+    Counters::add(&inner.counters.fired, fired as u64);
+    Counters::add(&inner.counters.driver_wakeups, 1);
+    for waker in wakers.drain(..) {
+        waker.wake();
+    }
+    inner.lateness.record_all(lateness);
+    lateness.clear();
+    // With no timer at all, wake up once a second anyway: then only timers due within that
+    // second need to notify the driver, so a burst of short-lived far timers (armed and
+    // cancelled at once, the common case) does not turn into a driver pass per timer.
+    let next = if next == u64::MAX {
+        tick.saturating_add(inner.idle_recheck)
+    } else {
+        next
+    };
+    inner.wake.sleeping_until(next);
+    next
+}
+
+/// The task driver's wait: until tick `next` or a notification, whichever comes first.
 async fn sleep(inner: &Inner, next: u64) {
     let notified = inner.notify.notified();
-    if next == u64::MAX {
-        notified.await;
-        return;
-    }
     match &inner.clock {
-        Clock::Tokio => {
+        Clock::Tokio | Clock::System => {
             tokio::select! {
                 () = tokio::time::sleep_until(inner.ticks.instant(next)) => {}
                 () = notified => {}
-            }
-        }
-        Clock::System => {
-            let at = inner.ticks.instant(next).into_std();
-            match &inner.alarm {
-                Some(alarm) => {
-                    tokio::select! {
-                        () = alarm.set(at) => {}
-                        () = notified => {}
-                    }
-                }
-                // Built with the system clock, a service always has its alarm; waiting on
-                // tokio's timer instead would only be late, never wrong.
-                None => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {}
-                        () = notified => {}
-                    }
-                }
             }
         }
         Clock::Manual(manual) => {

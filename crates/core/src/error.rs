@@ -28,10 +28,11 @@ pub enum BuildError {
     /// The shard count must be between 1 and 1024.
     #[error("shard count {0} is outside 1..=1024")]
     Shards(usize),
-    /// `start` was called outside a tokio runtime.
-    #[error("TimerService::start must be called from within a tokio runtime")]
+    /// A service with a task driver (tokio's or a manual clock) was started outside a tokio
+    /// runtime.
+    #[error("a TimerService on tokio's or a manual clock must be started within a tokio runtime")]
     NoRuntime,
-    /// The alarm thread of a [`Clock::System`](crate::Clock::System) service could not start.
-    #[error("cannot start the timer alarm thread: {0:?}")]
+    /// The driver thread of a [`Clock::System`](crate::Clock::System) service could not start.
+    #[error("cannot start the timer driver thread: {0:?}")]
     Thread(std::io::ErrorKind),
 }

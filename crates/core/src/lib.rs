@@ -29,13 +29,14 @@
 //!   current time rounds down, so nothing fires early.
 //! - **Driver.** Scans the shards, fires due timers, wakes their wakers after releasing the
 //!   shard's lock, then sleeps until the earliest next deadline or until a timer is armed
-//!   earlier than that. With only far-away timers it stays asleep.
+//!   earlier than that. With only far-away timers it stays asleep (with no timer at all it
+//!   looks once a second, so arming far timers needs no notification).
 //! - **Futures.** [`Sleep`], [`Timeout`] and [`Interval`] register on first poll, reset in
 //!   O(1), cancel on drop, and resolve with [`Shutdown`] if the service stops first.
 //! - **Clock.** tokio's clock by default (virtual in a paused runtime, so tests need no real
-//!   sleeping; the driver then waits on tokio's millisecond timer), [`Clock::System`] for
-//!   production (the driver waits on a precise alarm thread; the [`global`] service uses it), or
-//!   a [`ManualClock`].
+//!   sleeping; the driver is then a task on tokio's millisecond timer), [`Clock::System`] for
+//!   production (the driver is a thread that sleeps with the exact timeout; the [`global`]
+//!   service uses it), or a [`ManualClock`].
 //!
 //! The free functions ([`sleep`], [`timeout`], [`interval`], …) use the process-wide
 //! [`global`] service.
@@ -43,7 +44,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod alarm;
 mod clock;
 mod connection;
 mod driver;
@@ -56,6 +56,7 @@ mod shard;
 mod sleep;
 mod stats;
 mod sync;
+mod thread_wait;
 mod timeout;
 mod wake;
 

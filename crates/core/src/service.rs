@@ -9,13 +9,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::alarm::Alarm;
 use crate::clock::{Clock, Ticks};
 use crate::error::{BuildError, Shutdown};
 use crate::interval::Interval;
 use crate::shard::{self, Entry, Shard};
 use crate::sleep::Sleep;
 use crate::stats::{Counters, Lateness, TimerStats};
+use crate::thread_wait::ThreadWait;
 use crate::timeout::Timeout;
 use crate::wake::DriverWake;
 
@@ -57,16 +57,15 @@ impl TimerServiceBuilder {
         self
     }
 
-    /// Starts the service's driver task on the current tokio runtime (which must have its time
-    /// driver enabled when the clock is tokio's).
+    /// Starts the service's driver: a thread of its own with [`Clock::System`], otherwise a task
+    /// on the current tokio runtime (which must have its time driver enabled for tokio's clock).
     ///
     /// # Errors
-    /// [`BuildError`] for a resolution under 1 µs, a shard count outside 1..=1024, or a call
-    /// outside a tokio runtime.
+    /// [`BuildError`] for a resolution under 1 µs, a shard count outside 1..=1024, a task driver
+    /// started outside a tokio runtime, or a driver thread the system refuses.
     pub fn start(self) -> Result<TimerService, BuildError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let inner = SharedInner::Counted(Arc::new(self.build()?));
-        let driver = runtime.spawn(crate::driver::run(inner.clone()));
+        let driver = spawn_driver(&inner)?;
         Ok(TimerService {
             handle: TimerHandle { inner },
             driver: Some(driver),
@@ -79,14 +78,13 @@ impl TimerServiceBuilder {
     /// The [`global`](crate::global) service is one of these.
     ///
     /// Its bookkeeping (a few KiB per shard once its timers are gone) is never freed. If the
-    /// runtime its driver runs on shuts down, the service shuts down with it.
+    /// runtime a task driver runs on shuts down, the service shuts down with it.
     ///
     /// # Errors
     /// As [`start`](Self::start).
     pub fn start_static(self) -> Result<TimerHandle, BuildError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let inner = SharedInner::Static(Box::leak(Box::new(self.build()?)));
-        runtime.spawn(crate::driver::run(inner.clone()));
+        spawn_driver(&inner)?;
         Ok(TimerHandle { inner })
     }
 
@@ -100,16 +98,13 @@ impl TimerServiceBuilder {
         if !(1..=1024).contains(&shards) {
             return Err(BuildError::Shards(shards));
         }
-        let alarm = match self.clock {
-            Clock::System => {
-                Some(Alarm::start().map_err(|error| BuildError::Thread(error.kind()))?)
-            }
-            Clock::Tokio | Clock::Manual(_) => None,
-        };
+        let thread_wait = matches!(self.clock, Clock::System).then(ThreadWait::default);
         let epoch = self.clock.now();
+        let ticks = Ticks::new(epoch, self.resolution);
         Ok(Inner {
-            alarm,
-            ticks: Ticks::new(epoch, self.resolution),
+            thread_wait,
+            idle_recheck: ticks.ceil_duration(Duration::from_secs(1)).max(1),
+            ticks,
             clock: self.clock,
             shards: (0..shards)
                 .map(|_| Shard::new(self.capacity_per_shard))
@@ -153,8 +148,10 @@ impl std::ops::Deref for SharedInner {
 #[repr(align(128))]
 pub(crate) struct Inner {
     pub(crate) clock: Clock,
-    /// The driver's precise wake-up, with [`Clock::System`].
-    pub(crate) alarm: Option<Alarm>,
+    /// How the driver thread of a [`Clock::System`] service sleeps (`None`: a task driver).
+    pub(crate) thread_wait: Option<ThreadWait>,
+    /// Ticks in a second: how long the driver sleeps when it has no timer at all.
+    pub(crate) idle_recheck: u64,
     pub(crate) ticks: Ticks,
     pub(crate) shards: Box<[Shard]>,
     /// When the driver sleeps until, and whether it was already notified.
@@ -176,7 +173,10 @@ impl Inner {
     }
 
     pub(crate) fn wake_driver(&self) {
-        self.notify.notify_one();
+        match &self.thread_wait {
+            Some(thread) => thread.notify(),
+            None => self.notify.notify_one(),
+        }
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
@@ -255,7 +255,7 @@ impl Inner {
     /// Stops the service: no new timers; the driver drains the wheels and wakes every waiter.
     pub(crate) fn shut_down(&self) {
         self.shutdown.store(true, Ordering::Release);
-        self.notify.notify_one();
+        self.wake_driver();
     }
 }
 
@@ -267,7 +267,31 @@ impl Inner {
 #[derive(Debug)]
 pub struct TimerService {
     handle: TimerHandle,
-    driver: Option<JoinHandle<()>>,
+    driver: Option<Driver>,
+}
+
+/// A running driver, to wait for at shutdown.
+#[derive(Debug)]
+enum Driver {
+    Task(JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
+}
+
+/// Starts `inner`'s driver: a thread for the system clock, a task on the current runtime
+/// otherwise.
+fn spawn_driver(inner: &SharedInner) -> Result<Driver, BuildError> {
+    if matches!(inner.clock, Clock::System) {
+        let inner = inner.clone();
+        return std::thread::Builder::new()
+            .name("ticktock-driver".into())
+            .spawn(move || crate::driver::run_thread(inner))
+            .map(Driver::Thread)
+            .map_err(|error| BuildError::Thread(error.kind()));
+    }
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+    Ok(Driver::Task(
+        runtime.spawn(crate::driver::run_task(inner.clone())),
+    ))
 }
 
 impl TimerService {
@@ -291,10 +315,22 @@ impl TimerService {
     /// Stops the service and waits for its driver to finish waking every pending timer.
     pub async fn shutdown(mut self) {
         self.handle.inner.shut_down();
-        if let Some(driver) = self.driver.take() {
-            // The driver never panics on its own; a JoinError here means the runtime is going
-            // away, which is a shutdown too.
-            driver.await.ok();
+        // The driver never panics on its own; a join error means its runtime is going away,
+        // which is a shutdown too.
+        match self.driver.take() {
+            Some(Driver::Task(task)) => {
+                task.await.ok();
+            }
+            Some(Driver::Thread(thread)) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn_blocking(move || thread.join()).await.ok();
+                }
+                // Not on tokio: the thread only drains the wheels and exits, so wait for it.
+                Err(_) => {
+                    thread.join().ok();
+                }
+            },
+            None => {}
         }
     }
 }

@@ -434,3 +434,27 @@ async fn system_clock_service_fires_on_real_time_never_early() {
     }
     assert_eq!(timers.stats().processed, 3);
 }
+
+/// A system-clock service has a driver thread of its own: no runtime needed to start it, and
+/// a plain thread can wait on it with any executor.
+#[test]
+fn system_clock_service_starts_without_a_runtime() {
+    let service = TimerService::builder()
+        .clock(Clock::System)
+        .start()
+        .expect("no runtime needed");
+    let timers = service.handle();
+    let local = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_micros(500);
+    local
+        .block_on(timers.sleep_until(Instant::from_std(deadline)))
+        .unwrap();
+    assert!(std::time::Instant::now() >= deadline);
+    local.block_on(service.shutdown());
+    assert_eq!(
+        local.block_on(timers.sleep(Duration::from_secs(1))),
+        Err(Shutdown)
+    );
+}

@@ -118,6 +118,9 @@ impl ManualClock {
 pub(crate) struct Ticks {
     epoch: Instant,
     resolution_nanos: u64,
+    /// `u64::MAX / resolution_nanos`: dividing by the resolution is a multiply and a fix-up
+    /// instead of a 64-bit division, on every arm and re-arm.
+    reciprocal: u64,
 }
 
 impl Ticks {
@@ -128,6 +131,7 @@ impl Ticks {
         Self {
             epoch,
             resolution_nanos,
+            reciprocal: u64::MAX / resolution_nanos,
         }
     }
 
@@ -148,24 +152,37 @@ impl Ticks {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// `nanos / resolution` and whether it had a remainder.
+    #[inline]
+    fn divide(&self, nanos: u64) -> (u64, bool) {
+        // The reciprocal's estimate is low by at most two.
+        let mut quotient = ((u128::from(nanos) * u128::from(self.reciprocal)) >> 64) as u64;
+        let mut remainder = nanos - quotient * self.resolution_nanos;
+        while remainder >= self.resolution_nanos {
+            quotient += 1;
+            remainder -= self.resolution_nanos;
+        }
+        debug_assert_eq!(quotient, nanos / self.resolution_nanos);
+        (quotient, remainder != 0)
+    }
+
     /// The last tick at or before `now`.
     #[inline]
     pub(crate) fn floor(&self, now: Instant) -> u64 {
-        self.nanos_since_epoch(now) / self.resolution_nanos
+        self.divide(self.nanos_since_epoch(now)).0
     }
 
     /// How many ticks `duration` spans, rounded up.
     pub(crate) fn ceil_duration(&self, duration: Duration) -> u64 {
-        u64::try_from(duration.as_nanos())
-            .unwrap_or(u64::MAX)
-            .div_ceil(self.resolution_nanos)
+        let (quotient, rest) = self.divide(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        quotient + u64::from(rest)
     }
 
     /// The first tick at or after `deadline`.
     #[inline]
     pub(crate) fn ceil(&self, deadline: Instant) -> u64 {
-        self.nanos_since_epoch(deadline)
-            .div_ceil(self.resolution_nanos)
+        let (quotient, rest) = self.divide(self.nanos_since_epoch(deadline));
+        quotient + u64::from(rest)
     }
 
     /// The instant tick `tick` starts at (saturating far in the future).
@@ -198,6 +215,25 @@ mod tests {
             Ticks::new(epoch, Duration::ZERO).resolution(),
             Duration::from_nanos(1)
         );
+    }
+
+    #[test]
+    fn reciprocal_division_is_exact() {
+        let epoch = Instant::now();
+        for resolution in [1u64, 3, 1000, 999_983, 1_000_000, 1 << 40, u64::MAX] {
+            let ticks = Ticks::new(epoch, Duration::from_nanos(resolution));
+            let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+            for _ in 0..10_000 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                for nanos in [state, state >> 20, state >> 40, u64::MAX - (state & 0xffff)] {
+                    let (quotient, rest) = ticks.divide(nanos);
+                    assert_eq!(quotient, nanos / resolution);
+                    assert_eq!(rest, nanos % resolution != 0);
+                }
+            }
+        }
     }
 
     #[test]

@@ -330,7 +330,7 @@ fn notes(config: &Config, workload: Workload) -> Vec<String> {
             format!("{dq}: the tokio runtime's own allocations are not counted."),
         ],
         Workload::Service => vec![
-            format!("{ticktock}: `TimerHandle::sleep(d)` on a service with one shard per worker and 1 ms ticks; {sleep}: `tokio::time::sleep(d)` pinned on the stack (`pin!`); {timeout}: `tokio::time::timeout(d, pending())`, likewise. Each is polled once with `Waker::noop()` (which registers it) and dropped (which cancels it)."),
+            format!("{ticktock}: `TimerHandle::sleep(d)` on a process-long service like `ticktock::global()` (`start_static`, system clock, one shard per worker, 1 ms ticks); {sleep}: `tokio::time::sleep(d)` pinned on the stack (`pin!`); {timeout}: `tokio::time::timeout(d, pending())`, likewise. Each is polled once with `Waker::noop()` (which registers it) and dropped (which cancels it)."),
             "A multi-thread tokio runtime with that many workers, one task per worker; the tasks meet at a spinning rendezvous, then loop without yielding (so neither timer's driver runs during a sample). Mops/s = 1000 / median ns per op.".to_owned(),
             "Run before any tokio clock in the process is paused: tokio's `test-util` feature (on in this binary for the DelayQueue peer) makes every later clock read lock the runtime's clock.".to_owned(),
         ],

@@ -16,10 +16,12 @@ use std::task::{Context, Waker};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use ticktock::{TimerHandle, TimerService, TimerStats};
+use ticktock::{TimerHandle, TimerStats};
 use tokio::runtime::Runtime;
 
-use super::{TICKTOCK, TOKIO_SLEEP, TOKIO_TIMEOUT, multi_thread, service_remark, start_service};
+use super::{
+    TICKTOCK, TOKIO_SLEEP, TOKIO_TIMEOUT, multi_thread, service_remark, start_static_service,
+};
 use crate::bench::inputs::Pool;
 use crate::bench::workloads::{Sample, SampleRunner};
 use crate::error::CliError;
@@ -80,8 +82,9 @@ impl ArmSpec {
 
 struct ArmCancel {
     kind: Kind,
-    // Declared before `runtime`: the service goes first.
-    service: Option<TimerService>,
+    /// A process-long service, as `ticktock::global()` is: its handles need no reference
+    /// counting. It outlives the runner (its driver thread parks until the process exits).
+    service: Option<TimerHandle>,
     runtime: Runtime,
     spec: ArmSpec,
     cursor: usize,
@@ -94,10 +97,10 @@ impl ArmCancel {
     fn new(spec: ArmSpec, kind: Kind) -> Result<Self, CliError> {
         let runtime = multi_thread(spec.threads)?;
         let service = match kind {
-            Kind::Ticktock => Some(start_service(&runtime, spec.threads, 1024)?),
+            Kind::Ticktock => Some(start_static_service(spec.threads, 1024)?),
             Kind::TokioSleep | Kind::TokioTimeout => None,
         };
-        let before = service.as_ref().map(|service| service.handle().stats());
+        let before = service.as_ref().map(TimerHandle::stats);
         Ok(Self {
             kind,
             service,
@@ -128,7 +131,7 @@ impl SampleRunner for ArmCancel {
         let threads = self.spec.threads;
         let ops = self.spec.ops_per_thread;
         let ready = Arc::new(AtomicUsize::new(0));
-        let handle = self.service.as_ref().map(TimerService::handle);
+        let handle = self.service.clone();
         let tasks: Vec<_> = (0..threads)
             .map(|t| {
                 let ready = Arc::clone(&ready);
@@ -192,7 +195,7 @@ impl SampleRunner for ArmCancel {
         }
         if let (Some(service), Some(before)) = (&self.service, &self.before) {
             remarks.push(service_remark(
-                &service.handle(),
+                service,
                 before,
                 "over all samples, warm-up included",
             ));

@@ -73,6 +73,17 @@ fn start_service(
         .start()?)
 }
 
+/// Starts a process-long ticktock service with 1 ms ticks on the system clock, as
+/// `ticktock::global()` is: handles without reference counting, a driver thread of its own.
+fn start_static_service(shards: usize, capacity_per_shard: usize) -> Result<TimerHandle, CliError> {
+    Ok(TimerService::builder()
+        .clock(ticktock::Clock::System)
+        .shards(shards)
+        .resolution(RESOLUTION)
+        .capacity_per_shard(capacity_per_shard)
+        .start_static()?)
+}
+
 /// Counter deltas of a ticktock service, as one remark.
 fn service_remark(handle: &TimerHandle, before: &ticktock::TimerStats, what: &str) -> String {
     let after = handle.stats();

@@ -178,6 +178,14 @@ impl Ticks {
         quotient + u64::from(rest)
     }
 
+    /// The first tick at or after `now + duration` (saturating far in the future).
+    #[inline]
+    pub(crate) fn ceil_after(&self, now: Instant, duration: Duration) -> u64 {
+        let duration = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let (quotient, rest) = self.divide(self.nanos_since_epoch(now).saturating_add(duration));
+        quotient + u64::from(rest)
+    }
+
     /// The first tick at or after `deadline`.
     #[inline]
     pub(crate) fn ceil(&self, deadline: Instant) -> u64 {
@@ -210,6 +218,12 @@ mod tests {
         // Before the epoch: tick 0, which is due at once.
         assert_eq!(ticks.ceil(epoch - Duration::from_millis(5)), 0);
         assert_eq!(ticks.instant(3), epoch + Duration::from_millis(3));
+        assert_eq!(ticks.ceil_after(at, Duration::from_micros(500)), 3);
+        assert_eq!(ticks.ceil_after(at, Duration::from_micros(501)), 4);
+        assert_eq!(
+            ticks.ceil_after(at, Duration::MAX),
+            u64::MAX / 1_000_000 + 1
+        );
         // A zero resolution is treated as one nanosecond rather than dividing by zero.
         assert_eq!(
             Ticks::new(epoch, Duration::ZERO).resolution(),

@@ -45,6 +45,8 @@ pub const USER_KINDS: u8 = 8;
 
 const BUILT_IN_KINDS: usize = 5;
 const KINDS: usize = BUILT_IN_KINDS + USER_KINDS as usize;
+/// The idle timer's slot in the deadline array.
+const IDLE: usize = 0;
 
 /// The kinds of timeout a connection has, one timer each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,7 +69,7 @@ impl TimeoutEvent {
     /// This kind's slot in the deadline array.
     fn index(self) -> Result<usize, TimerError> {
         Ok(match self {
-            TimeoutEvent::IdleTimeout => 0,
+            TimeoutEvent::IdleTimeout => IDLE,
             TimeoutEvent::ConnectionTimeout => 1,
             TimeoutEvent::PathValidationTimeout => 2,
             TimeoutEvent::RetransmissionTimeout => 3,
@@ -127,6 +129,8 @@ pub struct ConnectionTimers {
     shared: Arc<ConnectionShared>,
     /// Deadline tick per kind (`u64::MAX`: not set).
     deadlines: [u64; KINDS],
+    /// Kinds whose deadline is set, one bit per kind: `earliest` looks at these only.
+    set: u16,
     /// Kinds found due and not yet handed out by `next_event`, one bit per kind.
     pending: u16,
 }
@@ -143,6 +147,7 @@ impl ConnectionTimers {
             shard,
             shared: Arc::new(ConnectionShared::new()),
             deadlines: [UNSET; KINDS],
+            set: 0,
             pending: 0,
         }
     }
@@ -179,11 +184,18 @@ impl ConnectionTimers {
         event: TimeoutEvent,
         deadline: Instant,
     ) -> Result<(), TimerError> {
-        let index = event.index()?;
+        let tick = self.handle.inner.ticks.ceil(deadline);
+        self.set_tick(event.index()?, tick)
+    }
+
+    /// Sets kind `index`'s deadline tick and brings the wheel entry in line.
+    #[inline]
+    fn set_tick(&mut self, index: usize, tick: u64) -> Result<(), TimerError> {
         if self.handle.inner.is_shut_down() {
             return Err(Shutdown.into());
         }
-        self.deadlines[index] = self.handle.inner.ticks.ceil(deadline);
+        self.deadlines[index] = tick;
+        self.set |= 1 << index;
         self.pending &= !(1 << index);
         self.sync()
     }
@@ -216,10 +228,9 @@ impl ConnectionTimers {
         now: Instant,
         config: &ConnectionConfig,
     ) -> Result<(), TimerError> {
-        let deadline = now
-            .checked_add(config.idle_timeout)
-            .unwrap_or_else(|| self.handle.after(config.idle_timeout));
-        self.register_timer_at(TimeoutEvent::IdleTimeout, deadline)
+        // Straight to a tick: no `Instant` arithmetic beyond one subtraction.
+        let tick = self.handle.inner.ticks.ceil_after(now, config.idle_timeout);
+        self.set_tick(IDLE, tick)
     }
 
     /// Sets the path-validation timer to `timeout` from now.
@@ -240,6 +251,7 @@ impl ConnectionTimers {
         };
         let was_set = self.deadlines[index] != UNSET || self.pending & (1 << index) != 0;
         self.deadlines[index] = UNSET;
+        self.set &= !(1 << index);
         self.pending &= !(1 << index);
         // A later (or no) earliest deadline never needs the wheel; this cannot fail.
         self.sync().ok();
@@ -249,6 +261,7 @@ impl ConnectionTimers {
     /// Cancels every timer of this connection and gives up its wheel entry.
     pub fn cancel_all_timers(&mut self) {
         self.deadlines = [UNSET; KINDS];
+        self.set = 0;
         self.pending = 0;
         self.shared.publish(UNSET);
         self.disarm();
@@ -312,9 +325,13 @@ impl ConnectionTimers {
     fn collect_due(&mut self) {
         self.shared.clear_due();
         let now = self.handle.inner.ticks.floor(self.handle.now());
-        for (index, deadline) in self.deadlines.iter_mut().enumerate() {
-            if *deadline <= now {
-                *deadline = UNSET;
+        let mut set = self.set;
+        while set != 0 {
+            let index = set.trailing_zeros() as usize;
+            set &= set - 1;
+            if self.deadlines[index] <= now {
+                self.deadlines[index] = UNSET;
+                self.set &= !(1 << index);
                 self.pending |= 1 << index;
             }
         }
@@ -331,8 +348,20 @@ impl ConnectionTimers {
         Some(TimeoutEvent::from_index(index))
     }
 
+    /// The earliest deadline tick of the set kinds (usually one to three of them).
+    #[inline]
     fn earliest(&self) -> u64 {
-        self.deadlines.iter().copied().min().unwrap_or(UNSET)
+        let mut earliest = UNSET;
+        let mut set = self.set;
+        while set != 0 {
+            earliest = earliest.min(self.deadlines[set.trailing_zeros() as usize]);
+            set &= set - 1;
+        }
+        debug_assert_eq!(
+            earliest,
+            self.deadlines.iter().copied().min().unwrap_or(UNSET)
+        );
+        earliest
     }
 
     /// Makes the wheel entry agree with the earliest deadline: a store when it is later than

@@ -51,10 +51,15 @@ impl ConnectionShared {
 
     /// Connection side, no lock: publishes the earliest deadline. Returns whether the entry must
     /// move earlier (or be created), which takes the lock and [`file`](Self::file).
+    ///
+    /// Release/acquire is enough (and spares the full fence a sequentially consistent store
+    /// costs on every packet): whichever of `wanted` and `armed` each side reads, old or new,
+    /// the outcome is covered — a re-file at the new deadline, or `due` and a re-arm by the
+    /// connection. The loom model checks exactly this.
     #[inline]
     pub(crate) fn publish(&self, earliest: u64) -> bool {
-        self.wanted.store(earliest, Ordering::SeqCst);
-        earliest != UNSET && earliest < self.armed.load(Ordering::SeqCst)
+        self.wanted.store(earliest, Ordering::Release);
+        earliest != UNSET && earliest < self.armed.load(Ordering::Acquire)
     }
 
     /// Under the lock: the key of the entry, if there is one.

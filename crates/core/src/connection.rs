@@ -179,6 +179,7 @@ impl ConnectionTimers {
     ///
     /// # Errors
     /// As [`register_timer`](Self::register_timer).
+    #[inline]
     pub fn register_timer_at(
         &mut self,
         event: TimeoutEvent,
@@ -223,6 +224,7 @@ impl ConnectionTimers {
     ///
     /// # Errors
     /// As [`register_timer`](Self::register_timer).
+    #[inline]
     pub fn reset_idle_timeout_at(
         &mut self,
         now: Instant,
@@ -366,11 +368,21 @@ impl ConnectionTimers {
 
     /// Makes the wheel entry agree with the earliest deadline: a store when it is later than
     /// the entry (or there is none to wait for), a wheel operation when it is earlier.
+    #[inline]
     fn sync(&mut self) -> Result<(), TimerError> {
         let earliest = self.earliest();
-        if !self.shared.publish(earliest) {
-            return Ok(());
+        if self.shared.publish(earliest) {
+            self.file_earlier(earliest)
+        } else {
+            Ok(())
         }
+    }
+
+    /// The slow half of [`sync`](Self::sync), kept out of line so the per-packet path stays
+    /// small: moves (or creates) the wheel entry for an earlier deadline, under the lock.
+    #[cold]
+    #[inline(never)]
+    fn file_earlier(&mut self, earliest: u64) -> Result<(), TimerError> {
         let inner: &Inner = &self.handle.inner;
         let wake = {
             let mut state = inner.shards[usize::from(self.shard)].lock();

@@ -185,6 +185,7 @@ impl Inner {
 
     /// Arms a timer for `deadline` on the calling thread's shard; `None` when it is already due
     /// by the driver's last pass (no clock is read to find that out).
+    #[inline]
     pub(crate) fn arm(
         &self,
         deadline: Instant,
@@ -211,6 +212,7 @@ impl Inner {
     }
 
     /// Moves a timer; `false` when it already fired (or the service shut down).
+    #[inline]
     pub(crate) fn reset(&self, shard: u16, key: TimerKey, deadline: Instant) -> bool {
         let tick = self.ticks.ceil(deadline);
         let (moved, wake) = {
@@ -226,6 +228,7 @@ impl Inner {
     }
 
     /// Cancels a timer; `false` when it already fired.
+    #[inline]
     pub(crate) fn cancel(&self, shard: u16, key: TimerKey) -> bool {
         let mut state = self.shards[usize::from(shard)].lock();
         let cancelled = state.wheel.cancel(key).is_some();
@@ -350,6 +353,7 @@ pub struct TimerHandle {
 impl TimerHandle {
     /// The service's current time (a clock read).
     #[must_use]
+    #[inline]
     pub fn now(&self) -> Instant {
         self.inner.clock.now()
     }
@@ -379,11 +383,13 @@ impl TimerHandle {
 
     /// A future that resolves `duration` from now. Any duration is accepted: one past what an
     /// `Instant` can hold means "about 30 years from now".
+    #[inline]
     pub fn sleep(&self, duration: Duration) -> Sleep {
         Sleep::new(self.clone(), self.after(duration))
     }
 
     /// `duration` from now, saturating at about 30 years from now.
+    #[inline]
     pub(crate) fn after(&self, duration: Duration) -> Instant {
         let now = self.now();
         now.checked_add(duration)
@@ -391,6 +397,7 @@ impl TimerHandle {
     }
 
     /// A future that resolves at `deadline`.
+    #[inline]
     pub fn sleep_until(&self, deadline: Instant) -> Sleep {
         Sleep::new(self.clone(), deadline)
     }

@@ -36,6 +36,7 @@ enum State {
 }
 
 impl Sleep {
+    #[inline]
     pub(crate) fn new(handle: TimerHandle, deadline: Instant) -> Self {
         Self {
             handle,
@@ -73,6 +74,7 @@ impl Sleep {
         self.state = State::Idle;
     }
 
+    #[inline]
     fn poll_sleep(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Shutdown>> {
         let inner = &self.handle.inner;
         match self.state {
@@ -125,12 +127,14 @@ impl Sleep {
 impl Future for Sleep {
     type Output = Result<(), Shutdown>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().poll_sleep(cx)
     }
 }
 
 impl Drop for Sleep {
+    #[inline]
     fn drop(&mut self) {
         if let State::Armed { shard, key } = self.state {
             self.handle.inner.cancel(shard, key);

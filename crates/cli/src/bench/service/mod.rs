@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
-use ticktock::{TimerHandle, TimerService};
+use ticktock::{TimerHandle, TimerService, TimerServiceBuilder};
 use tokio::runtime::{Builder, Runtime};
 
 pub use self::arm::ArmSpec;
@@ -57,31 +57,31 @@ fn current_thread() -> Result<Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-/// Starts a ticktock service with 1 ms ticks on `runtime`, on the system clock (the setting the
-/// global service and production use: the driver waits on a precise alarm, not tokio's timer).
+/// The settings every ticktock service of these workloads uses: 1 ms ticks on the system clock
+/// (what the global service and production use: a driver thread with exact timeouts).
+fn builder(shards: usize, capacity_per_shard: usize) -> TimerServiceBuilder {
+    TimerService::builder()
+        .clock(ticktock::Clock::System)
+        .shards(shards)
+        .resolution(RESOLUTION)
+        .capacity_per_shard(capacity_per_shard)
+}
+
+/// Starts a ticktock service (its driver is a thread; `runtime` is entered for symmetry with
+/// the tokio rows, whose timers live on it).
 fn start_service(
     runtime: &Runtime,
     shards: usize,
     capacity_per_shard: usize,
 ) -> Result<TimerService, CliError> {
     let _context = runtime.enter();
-    Ok(TimerService::builder()
-        .clock(ticktock::Clock::System)
-        .shards(shards)
-        .resolution(RESOLUTION)
-        .capacity_per_shard(capacity_per_shard)
-        .start()?)
+    Ok(builder(shards, capacity_per_shard).start()?)
 }
 
-/// Starts a process-long ticktock service with 1 ms ticks on the system clock, as
-/// `ticktock::global()` is: handles without reference counting, a driver thread of its own.
+/// Starts a process-long ticktock service, as `ticktock::global()` is: handles without
+/// reference counting.
 fn start_static_service(shards: usize, capacity_per_shard: usize) -> Result<TimerHandle, CliError> {
-    Ok(TimerService::builder()
-        .clock(ticktock::Clock::System)
-        .shards(shards)
-        .resolution(RESOLUTION)
-        .capacity_per_shard(capacity_per_shard)
-        .start_static()?)
+    Ok(builder(shards, capacity_per_shard).start_static()?)
 }
 
 /// Counter deltas of a ticktock service, as one remark.

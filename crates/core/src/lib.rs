@@ -51,6 +51,7 @@ mod error;
 mod global;
 mod handoff;
 mod interval;
+mod rto;
 mod service;
 mod shard;
 mod sleep;
@@ -65,6 +66,7 @@ pub use connection::{ConnectionConfig, ConnectionTimers, TimeoutEvent, TimerErro
 pub use error::{BuildError, Shutdown, TimeoutError};
 pub use global::{global, start_global_timer_task};
 pub use interval::{Interval, MissedTickBehavior, interval};
+pub use rto::{RtoConfig, RtoEstimator};
 pub use service::{TimerHandle, TimerService, TimerServiceBuilder};
 pub use sleep::{Sleep, sleep, sleep_until};
 pub use stats::{LatenessStats, TimerStats};

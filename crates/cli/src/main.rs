@@ -18,7 +18,7 @@ mod report;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::bench::{Config, Workload};
 use crate::error::CliError;
@@ -39,38 +39,11 @@ enum Command {
     Bench(BenchArgs),
 }
 
-/// Which workloads `bench` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum WorkloadArg {
-    /// Insert B timers (1 ms–10 s), then cancel them all.
-    Churn,
-    /// Insert B timers (1–1000 ms) and step time 1 ms at a time until all have fired.
-    Expire,
-    /// Reset random timers among 100,000 live ones to now + 1–30 s.
-    Reset,
-    /// Heap bytes per live timer at 1,000,000 timers.
-    Memory,
-    /// Timer service: arm + cancel a sleep from tasks on 1 and 2 worker threads, against
-    /// tokio's sleep and timeout.
-    Service,
-    /// Timer service: per-packet idle-timeout re-arm of 100,000 connections, against tokio's
-    /// `Sleep::reset`.
-    Rearm,
-    /// Timer service: fire lateness of 1,000,000 timers over 10 s of real time, against
-    /// tokio's timer.
-    Lateness,
-    /// Timer service: process CPU over 5 s with 1,000,000 timers pending an hour away, against
-    /// tokio's timer.
-    Idle,
-    /// All of the above.
-    All,
-}
-
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Workload to run.
-    #[arg(long, value_enum, default_value_t = WorkloadArg::All)]
-    workload: WorkloadArg,
+    /// Workload to run (default: every workload).
+    #[arg(long, value_enum)]
+    workload: Option<Workload>,
     /// Samples (timed repetitions) per table cell; each cell reports their median, min and max.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     samples: Option<u32>,
@@ -105,17 +78,9 @@ impl BenchArgs {
             config.churn_sizes.clone_from(&sizes);
             config.expire_sizes = sizes;
         }
-        config.workloads = match self.workload {
-            WorkloadArg::Churn => vec![Workload::Churn],
-            WorkloadArg::Expire => vec![Workload::Expire],
-            WorkloadArg::Reset => vec![Workload::Reset],
-            WorkloadArg::Memory => vec![Workload::Memory],
-            WorkloadArg::Service => vec![Workload::Service],
-            WorkloadArg::Rearm => vec![Workload::Rearm],
-            WorkloadArg::Lateness => vec![Workload::Lateness],
-            WorkloadArg::Idle => vec![Workload::Idle],
-            WorkloadArg::All => Workload::ALL.to_vec(),
-        };
+        config.workloads = self
+            .workload
+            .map_or_else(|| Workload::ALL.to_vec(), |workload| vec![workload]);
         config
     }
 }

@@ -6,8 +6,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ticktock::{
-    ConnectionConfig, ConnectionTimers, Instant, Shutdown, TimeoutEvent, TimerError, TimerService,
-    USER_KINDS,
+    ConnectionConfig, ConnectionTimers, Instant, Shutdown, TimeoutEvent, TimerError, TimerHandle,
+    TimerService, USER_KINDS,
 };
 
 fn service() -> TimerService {
@@ -18,6 +18,14 @@ fn service() -> TimerService {
 }
 
 const MS: Duration = Duration::from_millis(1);
+
+/// A service and connection 1's timers on it (the service must outlive the timers' use).
+fn connection() -> (TimerService, TimerHandle, ConnectionTimers) {
+    let service = service();
+    let handle = service.handle();
+    let timers = ConnectionTimers::new(1, handle.clone());
+    (service, handle, timers)
+}
 
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_fires_at_its_deadline() {
@@ -42,9 +50,7 @@ async fn idle_timeout_fires_at_its_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn pushing_the_idle_timer_later_never_touches_the_wheel() {
-    let service = service();
-    let handle = service.handle();
-    let mut timers = ConnectionTimers::new(1, handle.clone());
+    let (_service, handle, mut timers) = connection();
     let config = ConnectionConfig {
         idle_timeout: 100 * MS,
     };
@@ -70,9 +76,7 @@ async fn pushing_the_idle_timer_later_never_touches_the_wheel() {
 
 #[tokio::test(start_paused = true)]
 async fn an_earlier_deadline_resets_the_entry() {
-    let service = service();
-    let handle = service.handle();
-    let mut timers = ConnectionTimers::new(1, handle.clone());
+    let (_service, handle, mut timers) = connection();
     let start = Instant::now();
     timers
         .register_timer(TimeoutEvent::IdleTimeout, Duration::from_secs(30))
@@ -99,9 +103,7 @@ async fn an_earlier_deadline_resets_the_entry() {
 
 #[tokio::test(start_paused = true)]
 async fn kinds_due_together_are_all_reported_in_order() {
-    let service = service();
-    let handle = service.handle();
-    let mut timers = ConnectionTimers::new(1, handle.clone());
+    let (_service, handle, mut timers) = connection();
     timers
         .register_timer(TimeoutEvent::KeepAlive, 10 * MS)
         .unwrap();
@@ -137,9 +139,7 @@ async fn kinds_due_together_are_all_reported_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn cancelled_kinds_never_fire() {
-    let service = service();
-    let handle = service.handle();
-    let mut timers = ConnectionTimers::new(1, handle.clone());
+    let (_service, handle, mut timers) = connection();
     timers
         .register_timer(TimeoutEvent::RetransmissionTimeout, 10 * MS)
         .unwrap();
@@ -205,9 +205,7 @@ async fn out_of_range_user_kinds_are_errors() {
 
 #[tokio::test(start_paused = true)]
 async fn next_event_is_cancel_safe() {
-    let service = service();
-    let handle = service.handle();
-    let mut timers = ConnectionTimers::new(1, handle.clone());
+    let (_service, handle, mut timers) = connection();
     timers
         .register_timer(TimeoutEvent::KeepAlive, 10 * MS)
         .unwrap();
@@ -218,9 +216,7 @@ async fn next_event_is_cancel_safe() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_ends_next_event_after_due_events() {
-    let service = service();
-    let handle = service.handle();
-    let mut timers = ConnectionTimers::new(1, handle.clone());
+    let (service, handle, mut timers) = connection();
     timers
         .register_timer(TimeoutEvent::KeepAlive, 10 * MS)
         .unwrap();

@@ -5,8 +5,9 @@ use std::time::Duration;
 /// Seed of the inputs unless `--seed` says otherwise.
 pub const DEFAULT_SEED: u64 = 20_240_601;
 
-/// A kind of measurement; each gets its own table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A kind of measurement; each gets its own table. Also the values of `--workload`, whose
+/// absence means all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Workload {
     /// Insert B timers, cancel all B.
     Churn,

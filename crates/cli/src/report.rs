@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::bench::peers::{DelayQueuePeer, LazyHeapPeer, NexusPeer, TimerImpl};
 use crate::bench::service::{self, ArmSpec, LatenessSpec};
-use crate::bench::{Cell, Config, Results, Workload, reference};
+use crate::bench::{Cell, Config, Results, Workload, layers, reference};
 use crate::error::CliError;
 
 /// How much faster than the lazy-cancel heap ticktock-wheel has to be (heap median / ticktock
@@ -282,6 +282,17 @@ fn title(config: &Config, workload: Workload) -> String {
              (1 sample)",
             config.idle_wall, config.idle_timers
         ),
+        Workload::Unified => format!(
+            "unified: the combined deadline of 4 timeout layers (timing, reliability, 2 user \
+             layers); {} queries per sample; ns per query (with the change, if any)",
+            config.unified_queries
+        ),
+        Workload::PerPacket => format!(
+            "per-packet: {} reliable connections (timing + reliability layers); {} packets per \
+             sample, each a frame sent, its ack and a packet received, then the connection \
+             waits again; ns per packet",
+            config.per_packet_connections, config.per_packet_packets
+        ),
     }
 }
 
@@ -293,6 +304,8 @@ fn parameter_header(workload: Workload) -> &'static str {
         Workload::Service => "threads",
         Workload::Rearm => "connections",
         Workload::Lateness => "quantile",
+        Workload::Unified => "case",
+        Workload::PerPacket => "connections",
     }
 }
 
@@ -348,6 +361,14 @@ fn notes(config: &Config, workload: Workload) -> Vec<String> {
             "CPU time of the whole process (every thread, user + system: /proc/self/task/*/schedstat in ns, or /proc/self/stat's utime + stime in 10 ms ticks where schedstat is missing) over the measured wall time, while the only task sleeps on tokio's timer. A multi-thread runtime with 2 workers.".to_owned(),
             format!("{ticktock}: `TimerHandle::sleep(1 h)` on a 2-shard service; {sleep}: `Box::pin(tokio::time::sleep(1 h))`; each polled once with `Waker::noop()` and kept. {}: the same runtime with no timers, the floor.", service::NO_TIMERS),
         ],
+        Workload::Unified => vec![
+            format!("{ticktock}: `UnifiedScheduler::calculate_unified_deadline()`, a cached minimum kept exact by the layer guards (changes go through `layer_mut`); {}: the same four layers in a `Vec<Box<dyn TimeoutLayer>>`, every layer's `next_deadline()` asked on each query (a scheduler without the cache; the seed's took 1.6 µs with its time cache, 34 µs without).", layers::RECOMPUTE),
+            "change + query: before each query one layer changes (a packet received by the timing layer, or a user layer's deadline moved to now + 1–10 s), with now advancing 1 µs per query. After each sample the answer is checked against every layer's deadline (a mismatch counts as lost).".to_owned(),
+        ],
+        Workload::PerPacket => vec![
+            format!("{ticktock}: `LayeredTimeouts` per connection (one registration on a 1-shard service), each layer change through `layer_mut`, then `poll_timeouts` with `Waker::noop()` as a select loop would; {sleep}: the same layers with one registered `Pin<Box<tokio::time::Sleep>>` per connection, reset to the earliest layer deadline when it moved and polled (quinn's way); {}: the same layer calls with no timer at all, so implementation − {} is the timer work proper.", layers::LAYERS_ONLY, layers::LAYERS_ONLY),
+            "Per packet: `on_frame_sent`, `on_ack` for it (the RTO timer starts and stops), `on_packet_received` (the idle timeout moves 30 s past the packet); packets round-robin, now advancing 1 µs per packet. Current-thread runtime, real clock. After each sample every connection's wait is checked against its last packet (a mismatch counts as lost).".to_owned(),
+        ],
     }
 }
 
@@ -376,7 +397,36 @@ fn target_lines(config: &Config, results: &Results, workload: Workload) -> Vec<S
             early_line(results, workload),
         ],
         Workload::Idle => vec![idle_line(results)],
+        Workload::Unified => vec![ceiling_line(results, workload, budget(workload), |_| true)],
+        Workload::PerPacket => vec![
+            ceiling_line(results, workload, budget(workload), |_| true),
+            timer_work_line(results),
+        ],
     }
+}
+
+/// Per-packet: each implementation's median less the layers-only median, the timer work
+/// proper.
+fn timer_work_line(results: &Results) -> String {
+    let median = |name: &str| {
+        results
+            .of(Workload::PerPacket)
+            .find(|c| c.implementation == name)
+            .and_then(|c| c.summary())
+            .map(|s| s.median)
+    };
+    let Some(floor) = median(layers::LAYERS_ONLY) else {
+        return "timer work: no layers-only row.".to_owned();
+    };
+    let parts: Vec<String> = [service::TICKTOCK, service::TOKIO_SLEEP]
+        .into_iter()
+        .filter_map(|name| Some(format!("{name} {:.1}", median(name)? - floor)))
+        .collect();
+    format!(
+        "timer work per packet (median − {} median {floor:.1}): {} ns.",
+        layers::LAYERS_ONLY,
+        parts.join(", ")
+    )
 }
 
 /// Whether ticktock-wheel beat the lazy-cancel heap by the target factor in every row.
@@ -410,7 +460,8 @@ fn budget(workload: Workload) -> f64 {
     match workload {
         Workload::Churn => 15.0,
         Workload::Expire => 30.0,
-        Workload::Reset | Workload::Rearm => 20.0,
+        Workload::Reset | Workload::Rearm | Workload::Unified => 20.0,
+        Workload::PerPacket => 50.0,
         Workload::Memory => 32.0,
         Workload::Service => f64::INFINITY,
         Workload::Lateness => LATENESS_P99_BUDGET,

@@ -172,6 +172,12 @@ impl Ticks {
         self.divide(self.nanos_since_epoch(now)).0
     }
 
+    /// The last tick at or before `nanos` from the epoch.
+    #[inline]
+    pub(crate) fn floor_nanos(&self, nanos: u64) -> u64 {
+        self.divide(nanos).0
+    }
+
     /// How many ticks `duration` spans, rounded up.
     pub(crate) fn ceil_duration(&self, duration: Duration) -> u64 {
         let (quotient, rest) = self.divide(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));

@@ -27,18 +27,15 @@
 //! before the current tick.
 
 use std::future::poll_fn;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::error::Shutdown;
-use crate::handoff::{ConnectionShared, UNSET};
-use crate::service::{Inner, TimerHandle};
-use crate::shard::{self, Entry};
-use crate::stats::Counters;
+use crate::handoff::UNSET;
+use crate::registration::Registration;
+use crate::service::TimerHandle;
 
 /// Number of user-defined kinds: [`TimeoutEvent::User`] takes `0..USER_KINDS`.
 pub const USER_KINDS: u8 = 8;
@@ -124,9 +121,7 @@ impl Default for ConnectionConfig {
 #[derive(Debug)]
 pub struct ConnectionTimers {
     connection_id: u64,
-    handle: TimerHandle,
-    shard: u16,
-    shared: Arc<ConnectionShared>,
+    registration: Registration,
     /// Deadline tick per kind (`u64::MAX`: not set).
     deadlines: [u64; KINDS],
     /// Kinds whose deadline is set, one bit per kind: `earliest` looks at these only.
@@ -139,13 +134,9 @@ impl ConnectionTimers {
     /// Timers for connection `connection_id` on the service behind `handle`.
     #[must_use]
     pub fn new(connection_id: u64, handle: TimerHandle) -> Self {
-        let shard = shard::current(handle.inner.shards.len()) as u16;
-        Counters::add(&handle.inner.counters.connections, 1);
         Self {
             connection_id,
-            handle,
-            shard,
-            shared: Arc::new(ConnectionShared::new()),
+            registration: Registration::new(handle),
             deadlines: [UNSET; KINDS],
             set: 0,
             pending: 0,
@@ -168,7 +159,7 @@ impl ConnectionTimers {
         event: TimeoutEvent,
         delay: Duration,
     ) -> Result<(), TimerError> {
-        let deadline = self.handle.after(delay);
+        let deadline = self.registration.handle().after(delay);
         self.register_timer_at(event, deadline)
     }
 
@@ -185,14 +176,14 @@ impl ConnectionTimers {
         event: TimeoutEvent,
         deadline: Instant,
     ) -> Result<(), TimerError> {
-        let tick = self.handle.inner.ticks.ceil(deadline);
+        let tick = self.registration.tick_of(deadline);
         self.set_tick(event.index()?, tick)
     }
 
     /// Sets kind `index`'s deadline tick and brings the wheel entry in line.
     #[inline]
     fn set_tick(&mut self, index: usize, tick: u64) -> Result<(), TimerError> {
-        if self.handle.inner.is_shut_down() {
+        if self.registration.is_shut_down() {
             return Err(Shutdown.into());
         }
         self.deadlines[index] = tick;
@@ -231,7 +222,12 @@ impl ConnectionTimers {
         config: &ConnectionConfig,
     ) -> Result<(), TimerError> {
         // Straight to a tick: no `Instant` arithmetic beyond one subtraction.
-        let tick = self.handle.inner.ticks.ceil_after(now, config.idle_timeout);
+        let tick = self
+            .registration
+            .handle()
+            .inner
+            .ticks
+            .ceil_after(now, config.idle_timeout);
         self.set_tick(IDLE, tick)
     }
 
@@ -265,22 +261,21 @@ impl ConnectionTimers {
         self.deadlines = [UNSET; KINDS];
         self.set = 0;
         self.pending = 0;
-        self.shared.publish(UNSET);
-        self.disarm();
+        self.registration.disarm();
     }
 
     /// The deadline of `event`'s timer, if set.
     #[must_use]
     pub fn deadline(&self, event: TimeoutEvent) -> Option<Instant> {
         let tick = self.deadlines[event.index().ok()?];
-        (tick != UNSET).then(|| self.handle.inner.ticks.instant(tick))
+        (tick != UNSET).then(|| self.registration.handle().inner.ticks.instant(tick))
     }
 
     /// The earliest deadline of any set timer.
     #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
         let tick = self.earliest();
-        (tick != UNSET).then(|| self.handle.inner.ticks.instant(tick))
+        (tick != UNSET).then(|| self.registration.handle().inner.ticks.instant(tick))
     }
 
     /// Every timer whose deadline has passed, earliest kind first; each is reported once and
@@ -312,12 +307,12 @@ impl ConnectionTimers {
         if let Some(event) = self.pop_pending() {
             return Poll::Ready(Ok(event));
         }
-        self.shared.register_waker(cx.waker());
+        self.registration.register_waker(cx.waker());
         self.collect_due();
         if let Some(event) = self.pop_pending() {
             return Poll::Ready(Ok(event));
         }
-        if self.handle.inner.is_shut_down() {
+        if self.registration.is_shut_down() {
             return Poll::Ready(Err(Shutdown));
         }
         Poll::Pending
@@ -325,8 +320,8 @@ impl ConnectionTimers {
 
     /// Moves due kinds into `pending` and re-arms the entry for what remains.
     fn collect_due(&mut self) {
-        self.shared.clear_due();
-        let now = self.handle.inner.ticks.floor(self.handle.now());
+        self.registration.clear_due();
+        let now = self.registration.now_tick();
         let mut set = self.set;
         while set != 0 {
             let index = set.trailing_zeros() as usize;
@@ -371,65 +366,6 @@ impl ConnectionTimers {
     #[inline]
     fn sync(&mut self) -> Result<(), TimerError> {
         let earliest = self.earliest();
-        if self.shared.publish(earliest) {
-            self.file_earlier(earliest)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The slow half of [`sync`](Self::sync), kept out of line so the per-packet path stays
-    /// small: moves (or creates) the wheel entry for an earlier deadline, under the lock.
-    #[cold]
-    #[inline(never)]
-    fn file_earlier(&mut self, earliest: u64) -> Result<(), TimerError> {
-        let inner: &Inner = &self.handle.inner;
-        let wake = {
-            let mut state = inner.shards[usize::from(self.shard)].lock();
-            if state.shut {
-                return Err(Shutdown.into());
-            }
-            let key = match self.shared.entry() {
-                Some(key) if state.wheel.reset(key, earliest) => {
-                    state.counts.reset += 1;
-                    key
-                }
-                _ => {
-                    state.counts.armed += 1;
-                    state
-                        .wheel
-                        .insert(earliest, Entry::Connection(Arc::clone(&self.shared)))
-                }
-            };
-            self.shared.file(key, earliest);
-            inner.must_wake(earliest)
-        };
-        if wake {
-            inner.wake_driver();
-        }
-        Ok(())
-    }
-
-    /// Takes the wheel entry out, if there is one.
-    fn disarm(&mut self) {
-        let inner: &Inner = &self.handle.inner;
-        let mut state = inner.shards[usize::from(self.shard)].lock();
-        if let Some(key) = self.shared.entry() {
-            if state.wheel.cancel(key).is_some() {
-                state.counts.cancelled += 1;
-            }
-            self.shared.unfile();
-        }
-    }
-}
-
-impl Drop for ConnectionTimers {
-    fn drop(&mut self) {
-        self.cancel_all_timers();
-        self.handle
-            .inner
-            .counters
-            .connections
-            .fetch_sub(1, Ordering::Relaxed);
+        Ok(self.registration.follow(earliest)?)
     }
 }

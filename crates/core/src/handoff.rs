@@ -19,7 +19,7 @@ use std::task::Waker;
 use atomic_waker::AtomicWaker;
 use ticktock_wheel::TimerKey;
 
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Ordering, fence};
 
 /// "No deadline" / "no entry".
 pub(crate) const UNSET: u64 = u64::MAX;
@@ -52,13 +52,24 @@ impl ConnectionShared {
     /// Connection side, no lock: publishes the earliest deadline. Returns whether the entry must
     /// move earlier (or be created), which takes the lock and [`file`](Self::file).
     ///
-    /// Release/acquire is enough (and spares the full fence a sequentially consistent store
-    /// costs on every packet): whichever of `wanted` and `armed` each side reads, old or new,
-    /// the outcome is covered — a re-file at the new deadline, or `due` and a re-arm by the
-    /// connection. The loom model checks exactly this.
+    /// Moving `wanted` later needs only release/acquire (and spares the full fence a
+    /// sequentially consistent store costs on every packet): whichever of `wanted` and `armed`
+    /// each side reads, old or new, the outcome is covered — the driver re-files at a deadline
+    /// no later than the new one, or sets `due` and the connection re-arms.
+    ///
+    /// Moving it earlier than it was is the store-buffering case: the driver may be re-filing
+    /// the entry at the old `wanted` while this reads the old `armed`, and then the new deadline
+    /// would wait for the old one. Both sides then store, pass a sequentially consistent fence
+    /// and load ([`on_fire`](Self::on_fire) clears `armed` before it reads `wanted`), so at
+    /// least one sees the other's store.
     #[inline]
     pub(crate) fn publish(&self, earliest: u64) -> bool {
+        // Only the connection writes `wanted`: this reads its own last store.
+        let previous = self.wanted.load(Ordering::Relaxed);
         self.wanted.store(earliest, Ordering::Release);
+        if earliest < previous {
+            fence(Ordering::SeqCst);
+        }
         earliest != UNSET && earliest < self.armed.load(Ordering::Acquire)
     }
 
@@ -83,11 +94,15 @@ impl ConnectionShared {
     /// now). Returns the tick to file it again at, or `None` when the connection is due (the
     /// driver then wakes [`take_waker`](Self::take_waker)).
     pub(crate) fn on_fire(&self, tick: u64) -> Option<u64> {
+        // Cleared before `wanted` is read, with a fence between: see `publish`. A connection that
+        // reads `UNSET` here takes the lock, which the driver holds until it has filed the entry
+        // again.
+        self.unfile();
+        fence(Ordering::SeqCst);
         let wanted = self.wanted.load(Ordering::SeqCst);
         if wanted != UNSET && wanted > tick {
             return Some(wanted);
         }
-        self.unfile();
         self.due.store(true, Ordering::SeqCst);
         None
     }
@@ -95,6 +110,11 @@ impl ConnectionShared {
     /// Connection side: clears the due flag before it looks at its deadlines.
     pub(crate) fn clear_due(&self) {
         self.due.store(false, Ordering::SeqCst);
+    }
+
+    /// Connection side: whether the driver set `due` (it then also took the waker).
+    pub(crate) fn is_due(&self) -> bool {
+        self.due.load(Ordering::Acquire)
     }
 
     pub(crate) fn register_waker(&self, waker: &Waker) {
@@ -132,6 +152,8 @@ mod loom_model {
     /// The connection's side of `ConnectionTimers::sync`.
     fn connection_moves_to(shared: &ConnectionShared, wheel: &Wheel, earliest: u64) {
         if shared.publish(earliest) {
+            // Under the lock the entry is reset if there is one, created if not: either way it
+            // ends up at `earliest`.
             let mut entry = wheel.lock().unwrap();
             *entry = Some(earliest);
             shared.file(key(), earliest);
@@ -173,34 +195,42 @@ mod loom_model {
         );
     }
 
-    #[test]
-    fn postponing_while_the_entry_fires_loses_nothing() {
-        loom::model(|| {
-            let (shared, wheel) = armed_at(10);
+    /// The entry armed at `armed` (the connection having moved on to `postponed` first, if
+    /// any) fires at `tick` while the connection moves its deadline to `to`.
+    fn fires_while_moving(armed: u64, postponed: Option<u64>, to: u64, tick: u64) {
+        loom::model(move || {
+            let (shared, wheel) = armed_at(armed);
+            if let Some(postponed) = postponed {
+                connection_moves_to(&shared, &wheel, postponed);
+            }
             let connection = loom::thread::spawn({
                 let (shared, wheel) = (Arc::clone(&shared), Arc::clone(&wheel));
-                move || connection_moves_to(&shared, &wheel, 20)
+                move || connection_moves_to(&shared, &wheel, to)
             });
-            driver_fires(&shared, &wheel, 15);
+            driver_fires(&shared, &wheel, tick);
             connection.join().unwrap();
             assert_covered(&shared, &wheel);
-            // `due` may be set here: the driver read the old deadline, which had passed. It only
-            // tells the connection to look; the connection reports kinds from its own
-            // deadlines, so the postponed one is not reported early.
         });
+    }
+
+    /// `due` may be set at the end: the driver read the old deadline, which had passed. It only
+    /// tells the connection to look; the connection reports kinds from its own deadlines, so the
+    /// postponed one is not reported early.
+    #[test]
+    fn postponing_while_the_entry_fires_loses_nothing() {
+        fires_while_moving(10, None, 20, 15);
     }
 
     #[test]
     fn advancing_while_the_entry_fires_loses_nothing() {
-        loom::model(|| {
-            let (shared, wheel) = armed_at(30);
-            let connection = loom::thread::spawn({
-                let (shared, wheel) = (Arc::clone(&shared), Arc::clone(&wheel));
-                move || connection_moves_to(&shared, &wheel, 12)
-            });
-            driver_fires(&shared, &wheel, 15);
-            connection.join().unwrap();
-            assert_covered(&shared, &wheel);
-        });
+        fires_while_moving(30, None, 12, 15);
+    }
+
+    /// The entry is at 10, the connection already postponed to 30; while the entry fires at 15
+    /// it moves to 20, between the two. Neither side may settle on 30 (the store-buffering
+    /// case `publish` fences against).
+    #[test]
+    fn advancing_a_postponed_deadline_while_the_entry_fires_is_not_late() {
+        fires_while_moving(10, Some(30), 20, 15);
     }
 }

@@ -51,6 +51,8 @@ mod error;
 mod global;
 mod handoff;
 mod interval;
+mod layers;
+mod registration;
 mod rto;
 mod service;
 mod shard;
@@ -66,6 +68,12 @@ pub use connection::{ConnectionConfig, ConnectionTimers, TimeoutEvent, TimerErro
 pub use error::{BuildError, Shutdown, TimeoutError};
 pub use global::{global, start_global_timer_task};
 pub use interval::{Interval, MissedTickBehavior, interval};
+pub use layers::{
+    AckFrame, AckOutcome, LayerEvent, LayerGuard, LayerId, LayeredTimeouts, Received,
+    ReliabilityConfig, ReliabilityLayer, RetransmissionManager, RetransmissionStats,
+    RetransmitFrame, SchedulerStats, TimeoutCheckResult, TimeoutLayer, TimingConfig, TimingManager,
+    UnifiedScheduler,
+};
 pub use rto::{RtoConfig, RtoEstimator};
 pub use service::{TimerHandle, TimerService, TimerServiceBuilder};
 pub use sleep::{Sleep, sleep, sleep_until};

@@ -1,21 +1,6 @@
 //! Retransmission timeout (RTO) estimation as RFC 6298 specifies it, sans-IO.
 //!
-//! [`RtoEstimator`] keeps the smoothed round-trip time (SRTT) and its variation (RTTVAR) from
-//! RTT samples and derives the RTO from them:
-//!
-//! - first sample `R`: `SRTT = R`, `RTTVAR = R / 2`;
-//! - later samples: `RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|`, then `SRTT = 7/8 SRTT + 1/8 R`
-//!   (α = 1/8, β = 1/4, RTTVAR updated with the old SRTT, as section 2.3 says);
-//! - `RTO = SRTT + max(G, K * RTTVAR)` with `K = 4` and `G` the clock granularity, clamped to
-//!   `[min, max]` — QUIC-style stacks use a lower minimum than TCP's 1 s, so both are settings;
-//! - each expiry doubles the RTO (exponential backoff, capped at `max`); the next valid sample
-//!   ends the backoff.
-//!
-//! Karn's rule — no sample from a retransmitted segment — is the caller's to apply (the
-//! retransmission manager knows which frames were retransmitted); [`RtoEstimator::on_ack`]
-//! takes the sample only when it is valid.
-//!
-//! All arithmetic is in whole nanoseconds, so results are exact and repeatable.
+//! Design and invariants: on [`RtoEstimator`] (re-exported at the crate root, where users read them).
 
 use std::time::Duration;
 
@@ -44,7 +29,24 @@ impl Default for RtoConfig {
     }
 }
 
-/// RFC 6298 RTO estimation; see the [module documentation](self).
+/// RFC 6298 RTO estimation.
+///
+/// [`RtoEstimator`] keeps the smoothed round-trip time (SRTT) and its variation (RTTVAR) from
+/// RTT samples and derives the RTO from them:
+///
+/// - first sample `R`: `SRTT = R`, `RTTVAR = R / 2`;
+/// - later samples: `RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|`, then `SRTT = 7/8 SRTT + 1/8 R`
+///   (α = 1/8, β = 1/4, RTTVAR updated with the old SRTT, as section 2.3 says);
+/// - `RTO = SRTT + max(G, K * RTTVAR)` with `K = 4` and `G` the clock granularity, clamped to
+///   `[min, max]` — QUIC-style stacks use a lower minimum than TCP's 1 s, so both are settings;
+/// - each expiry doubles the RTO (exponential backoff, capped at `max`); the next valid sample
+///   ends the backoff.
+///
+/// Karn's rule — no sample from a retransmitted segment — is the caller's to apply (the
+/// retransmission manager knows which frames were retransmitted); [`RtoEstimator::on_ack`]
+/// takes the sample only when it is valid.
+///
+/// All arithmetic is in whole nanoseconds, so results are exact and repeatable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtoEstimator {
     config: RtoConfig,
@@ -52,6 +54,9 @@ pub struct RtoEstimator {
     smoothed: Option<(u64, u64)>,
     /// Expiries since the last valid sample.
     backoff: u32,
+    /// [`rto`](Self::rto), recomputed when a sample or an expiry changes it: senders read it on
+    /// every frame.
+    current: Duration,
 }
 
 const K: u64 = 4;
@@ -64,11 +69,14 @@ impl RtoEstimator {
     /// An estimator with no sample yet: its RTO is `config.initial` (clamped to the limits).
     #[must_use]
     pub fn new(config: RtoConfig) -> Self {
-        Self {
+        let mut estimator = Self {
             config,
             smoothed: None,
             backoff: 0,
-        }
+            current: Duration::ZERO,
+        };
+        estimator.current = estimator.compute_rto();
+        estimator
     }
 
     /// The smoothed RTT, once there was a sample.
@@ -105,7 +113,13 @@ impl RtoEstimator {
     /// The RTO to arm the retransmission timer with: the base RTO doubled once per expiry since
     /// the last valid sample, never above `max`.
     #[must_use]
+    #[inline]
     pub fn rto(&self) -> Duration {
+        debug_assert_eq!(self.current, self.compute_rto());
+        self.current
+    }
+
+    fn compute_rto(&self) -> Duration {
         let base = nanos(self.base_rto());
         let backed_off = base
             .checked_shl(self.backoff)
@@ -126,6 +140,7 @@ impl RtoEstimator {
             }
         });
         self.backoff = 0;
+        self.current = self.compute_rto();
     }
 
     /// An acknowledgment arrived for a frame sent `rtt` ago: takes the sample unless the frame
@@ -140,6 +155,7 @@ impl RtoEstimator {
     pub fn on_timeout(&mut self) {
         if nanos(self.rto()) < nanos(self.config.max) {
             self.backoff += 1;
+            self.current = self.compute_rto();
         }
     }
 

@@ -265,3 +265,18 @@ impl std::task::Wake for WakeCount {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// With no timer set, a connection waiting in `next_event` is still woken by the shutdown.
+#[tokio::test(start_paused = true)]
+async fn shutdown_wakes_a_connection_with_no_timer() {
+    let service = ticktock::TimerService::builder().start().expect("service");
+    let mut connection = ticktock::ConnectionTimers::new(7, service.handle());
+    let waiting = tokio::spawn(async move { connection.next_event().await });
+    tokio::task::yield_now().await;
+    service.shutdown().await;
+    let result = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("woken by the shutdown")
+        .expect("task");
+    assert_eq!(result, Err(ticktock::Shutdown));
+}

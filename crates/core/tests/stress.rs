@@ -74,6 +74,21 @@ fn setup() -> Setup {
 }
 
 impl Setup {
+    /// Runs `work` on `THREADS` threads, each given a handle, the clock and its number, and
+    /// returns what each returned.
+    fn on_workers<T: Send + 'static>(
+        &self,
+        work: impl Fn(TimerHandle, ManualClock, u64) -> T + Send + Clone + 'static,
+    ) -> Vec<T> {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (handle, clock, work) = (self.handle.clone(), self.clock.clone(), work.clone());
+                std::thread::spawn(move || work(handle, clock, thread))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    }
+
     fn stop_ticker(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(ticker) = self.ticker.take() {
@@ -85,51 +100,42 @@ impl Setup {
 #[test]
 fn concurrent_sleeps_fire_once_never_early() {
     let mut setup = setup();
-    let workers: Vec<_> = (0..THREADS)
-        .map(|thread| {
-            let handle = setup.handle.clone();
-            let clock = setup.clock.clone();
-            std::thread::spawn(move || {
-                let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (thread + 1);
-                let mut kept = Vec::new();
-                for _ in 0..OPS_PER_THREAD {
-                    let r = xorshift(&mut rng);
-                    let deadline = clock.now() + Duration::from_micros(r % 20_000);
-                    let mut sleep = handle.sleep_until(deadline);
-                    if poll(&mut sleep).is_ready() {
-                        assert!(clock.now() >= sleep.deadline());
-                        continue;
-                    }
-                    match (r >> 32) % 4 {
-                        // Dropped at once: cancelled, or already fired.
-                        0 => drop(sleep),
-                        // Moved, earlier or later, then kept.
-                        1 => {
-                            sleep.reset(clock.now() + Duration::from_micros((r >> 40) % 20_000));
-                            kept.push(sleep);
-                        }
-                        _ => kept.push(sleep),
-                    }
-                    // Poll a few kept sleeps as they come due.
-                    if kept.len() > 64 {
-                        kept.retain_mut(|sleep| match poll(sleep) {
-                            Poll::Ready(result) => {
-                                result.unwrap();
-                                assert!(clock.now() >= sleep.deadline(), "fired early");
-                                false
-                            }
-                            Poll::Pending => true,
-                        });
-                    }
+    let results = setup.on_workers(move |handle, clock, thread| {
+        let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (thread + 1);
+        let mut kept = Vec::new();
+        for _ in 0..OPS_PER_THREAD {
+            let r = xorshift(&mut rng);
+            let deadline = clock.now() + Duration::from_micros(r % 20_000);
+            let mut sleep = handle.sleep_until(deadline);
+            if poll(&mut sleep).is_ready() {
+                assert!(clock.now() >= sleep.deadline());
+                continue;
+            }
+            match (r >> 32) % 4 {
+                // Dropped at once: cancelled, or already fired.
+                0 => drop(sleep),
+                // Moved, earlier or later, then kept.
+                1 => {
+                    sleep.reset(clock.now() + Duration::from_micros((r >> 40) % 20_000));
+                    kept.push(sleep);
                 }
-                kept
-            })
-        })
-        .collect();
-    let mut kept: Vec<Sleep> = workers
-        .into_iter()
-        .flat_map(|worker| worker.join().unwrap())
-        .collect();
+                _ => kept.push(sleep),
+            }
+            // Poll a few kept sleeps as they come due.
+            if kept.len() > 64 {
+                kept.retain_mut(|sleep| match poll(sleep) {
+                    Poll::Ready(result) => {
+                        result.unwrap();
+                        assert!(clock.now() >= sleep.deadline(), "fired early");
+                        false
+                    }
+                    Poll::Pending => true,
+                });
+            }
+        }
+        kept
+    });
+    let mut kept: Vec<Sleep> = results.into_iter().flatten().collect();
     // Everything left is due within 20 ms of clock time; wait for the driver to fire it all.
     let mut spins = 0u64;
     while !kept.is_empty() {
@@ -161,52 +167,45 @@ fn concurrent_connections_never_time_out_early_and_never_lose_a_timeout() {
     let config = ConnectionConfig {
         idle_timeout: Duration::from_micros(500),
     };
-    let workers: Vec<_> = (0..THREADS)
-        .map(|thread| {
-            let handle = setup.handle.clone();
-            let clock = setup.clock.clone();
-            std::thread::spawn(move || {
-                let mut rng = 0x2545_f491_4f6c_dd1d ^ (thread + 1);
-                let mut connections: Vec<ConnectionTimers> = (0..64)
-                    .map(|id| ConnectionTimers::new(thread * 1000 + id, handle.clone()))
-                    .collect();
-                // The clock time of each connection's last packet.
-                let mut last_packet = vec![clock.now(); connections.len()];
-                for (connection, at) in connections.iter_mut().zip(&mut last_packet) {
-                    *at = clock.now();
-                    connection.reset_idle_timeout_at(*at, &config).unwrap();
-                }
-                let mut timeouts = 0u64;
-                for op in 0..OPS_PER_THREAD {
-                    // Now and then a pause longer than the idle timeout, whatever the ticker does.
-                    if op.is_multiple_of(512) {
-                        clock.advance(Duration::from_millis(1));
-                    }
-                    let r = xorshift(&mut rng);
-                    let i = (r % connections.len() as u64) as usize;
-                    let connection = &mut connections[i];
-                    for event in connection.check_timer_events() {
-                        assert_eq!(event, TimeoutEvent::IdleTimeout);
-                        let now = clock.now();
-                        assert!(
-                            now >= last_packet[i] + config.idle_timeout,
-                            "idle timeout early"
-                        );
-                        timeouts += 1;
-                    }
-                    // Mostly packets (the idle timer moves later); sometimes silence.
-                    if !(r >> 32).is_multiple_of(4) {
-                        last_packet[i] = clock.now();
-                        connection
-                            .reset_idle_timeout_at(last_packet[i], &config)
-                            .unwrap();
-                    }
-                }
-                (connections, last_packet, timeouts)
-            })
-        })
-        .collect();
-    let mut results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let mut results = setup.on_workers(move |handle, clock, thread| {
+        let mut rng = 0x2545_f491_4f6c_dd1d ^ (thread + 1);
+        let mut connections: Vec<ConnectionTimers> = (0..64)
+            .map(|id| ConnectionTimers::new(thread * 1000 + id, handle.clone()))
+            .collect();
+        // The clock time of each connection's last packet.
+        let mut last_packet = vec![clock.now(); connections.len()];
+        for (connection, at) in connections.iter_mut().zip(&mut last_packet) {
+            *at = clock.now();
+            connection.reset_idle_timeout_at(*at, &config).unwrap();
+        }
+        let mut timeouts = 0u64;
+        for op in 0..OPS_PER_THREAD {
+            // Now and then a pause longer than the idle timeout, whatever the ticker does.
+            if op.is_multiple_of(512) {
+                clock.advance(Duration::from_millis(1));
+            }
+            let r = xorshift(&mut rng);
+            let i = (r % connections.len() as u64) as usize;
+            let connection = &mut connections[i];
+            for event in connection.check_timer_events() {
+                assert_eq!(event, TimeoutEvent::IdleTimeout);
+                let now = clock.now();
+                assert!(
+                    now >= last_packet[i] + config.idle_timeout,
+                    "idle timeout early"
+                );
+                timeouts += 1;
+            }
+            // Mostly packets (the idle timer moves later); sometimes silence.
+            if !(r >> 32).is_multiple_of(4) {
+                last_packet[i] = clock.now();
+                connection
+                    .reset_idle_timeout_at(last_packet[i], &config)
+                    .unwrap();
+            }
+        }
+        (connections, last_packet, timeouts)
+    });
     // Every connection that still has an idle timer set must report it, on time.
     for (connections, last_packet, _) in &mut results {
         for (connection, last) in connections.iter_mut().zip(last_packet.iter()) {
@@ -235,4 +234,101 @@ fn concurrent_connections_never_time_out_early_and_never_lose_a_timeout() {
     );
     let stats = setup.handle.stats();
     assert!(stats.connection_rearms > 0, "{stats:?}");
+}
+
+/// A layer whose deadline the test sets directly.
+struct Deadline(Option<ticktock::Instant>);
+
+impl ticktock::TimeoutLayer for Deadline {
+    fn next_deadline(&self) -> Option<ticktock::Instant> {
+        self.0
+    }
+
+    fn check_timeouts(&mut self, now: ticktock::Instant) -> ticktock::TimeoutCheckResult {
+        let mut result = ticktock::TimeoutCheckResult::empty("deadline");
+        if self.0.is_some_and(|at| at <= now) {
+            self.0 = None;
+            result
+                .events
+                .push(ticktock::LayerEvent::Timeout(TimeoutEvent::User(0)));
+        }
+        result
+    }
+
+    fn layer_name(&self) -> &'static str {
+        "deadline"
+    }
+}
+
+/// A waker that raises a flag.
+struct Flag(AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Layered connections move their deadline (mostly later, sometimes earlier) and poll while the
+/// driver fires their registrations on a moving clock. Afterwards each connection with a
+/// deadline is polled again only when its waker was woken: a lost wakeup (a registration gone
+/// with nobody told) leaves the flag down forever.
+#[test]
+fn layered_connections_are_always_woken_and_never_early() {
+    let mut setup = setup();
+    let results = setup.on_workers(move |handle, clock, thread| {
+        let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (thread + 1);
+        let mut connections: Vec<_> = (0..64)
+            .map(|_| {
+                let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
+                let id = timeouts.add_layer(Deadline(None));
+                let flag = Arc::new(Flag(AtomicBool::new(false)));
+                (timeouts, id, flag)
+            })
+            .collect();
+        let mut fired = 0u64;
+        for _ in 0..OPS_PER_THREAD {
+            let r = xorshift(&mut rng);
+            let (timeouts, id, flag) = &mut connections[(r % 64) as usize];
+            let now = clock.now();
+            if let Some(mut layer) = timeouts.layer_mut(*id) {
+                // Mostly later (the idle case), sometimes earlier, within 0.1–1.6 ms.
+                let ahead = Duration::from_micros(100 + (r >> 40) % 1500);
+                layer.0 = Some(now + ahead);
+            }
+            let waker = Waker::from(Arc::clone(flag));
+            flag.0.store(false, Ordering::SeqCst);
+            if let Poll::Ready(results) = timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
+                assert!(!results.unwrap().is_empty());
+                fired += 1;
+            }
+        }
+        (connections, fired)
+    });
+    for (mut connections, _) in results {
+        for (timeouts, id, flag) in &mut connections {
+            let Some(deadline) = timeouts.layer(*id).and_then(|layer| layer.0) else {
+                continue;
+            };
+            let waker = Waker::from(Arc::clone(flag));
+            let mut spins = 0u64;
+            loop {
+                flag.0.store(false, Ordering::SeqCst);
+                if let Poll::Ready(results) =
+                    timeouts.poll_timeouts(&mut Context::from_waker(&waker))
+                {
+                    assert!(!results.unwrap().is_empty());
+                    assert!(setup.clock.now() >= deadline, "a layer was checked early");
+                    break;
+                }
+                // Poll again only once woken, as an executor would.
+                while !flag.0.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                    spins += 1;
+                    assert!(spins < 50_000_000, "a wakeup was lost");
+                }
+            }
+        }
+    }
+    setup.stop_ticker();
 }

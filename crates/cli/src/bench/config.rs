@@ -25,6 +25,10 @@ pub enum Workload {
     Lateness,
     /// Timer service: process CPU while many far-away timers wait.
     Idle,
+    /// Layers: the unified deadline of four timeout layers.
+    Unified,
+    /// Layers: timer work per packet (send, ack, receive) of reliable connections.
+    PerPacket,
 }
 
 impl Workload {
@@ -34,8 +38,11 @@ impl Workload {
     /// The timer service's workloads (ticktock against tokio's timer), in report order.
     pub const SERVICE: [Self; 4] = [Self::Service, Self::Rearm, Self::Lateness, Self::Idle];
 
+    /// The layered-timeout workloads, in report order.
+    pub const LAYERS: [Self; 2] = [Self::Unified, Self::PerPacket];
+
     /// Every workload, in report order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Churn,
         Self::Expire,
         Self::Reset,
@@ -44,6 +51,8 @@ impl Workload {
         Self::Rearm,
         Self::Lateness,
         Self::Idle,
+        Self::Unified,
+        Self::PerPacket,
     ];
 
     /// Name in the report and the JSON.
@@ -57,6 +66,8 @@ impl Workload {
             Self::Rearm => "rearm",
             Self::Lateness => "lateness",
             Self::Idle => "idle",
+            Self::Unified => "unified",
+            Self::PerPacket => "per-packet",
         }
     }
 
@@ -70,13 +81,15 @@ impl Workload {
             Self::Rearm => "ns/re-arm",
             Self::Lateness => "µs late",
             Self::Idle => "% CPU",
+            Self::Unified => "ns/query",
+            Self::PerPacket => "ns/packet",
         }
     }
 
-    /// Whether this is one of the timer service's workloads (which run on tokio's real clock
-    /// and compare with tokio's own timer) rather than one of the wheel's.
-    pub fn is_service(self) -> bool {
-        Self::SERVICE.contains(&self)
+    /// Whether this workload reads tokio's clock while it is timed (the timer service's and
+    /// the layers' workloads), so it must run before any wheel workload pauses a tokio clock.
+    pub fn reads_tokio_clock(self) -> bool {
+        Self::SERVICE.contains(&self) || Self::LAYERS.contains(&self)
     }
 
     /// Decimals the markdown tables print values with.
@@ -132,6 +145,12 @@ pub struct Config {
     pub idle_timers: usize,
     /// Idle: wall time over which CPU use is measured.
     pub idle_wall: Duration,
+    /// Unified: deadline queries per sample.
+    pub unified_queries: usize,
+    /// Per-packet: connections.
+    pub per_packet_connections: usize,
+    /// Per-packet: packets per sample.
+    pub per_packet_packets: usize,
 }
 
 impl Config {
@@ -158,6 +177,9 @@ impl Config {
             lateness_tasks: 1000,
             idle_timers: 1_000_000,
             idle_wall: Duration::from_secs(5),
+            unified_queries: 10_000_000,
+            per_packet_connections: 100_000,
+            per_packet_packets: 5_000_000,
         }
     }
 
@@ -177,6 +199,9 @@ impl Config {
             lateness_lead: Duration::from_millis(500),
             idle_timers: 100_000,
             idle_wall: Duration::from_secs(1),
+            unified_queries: 1_000_000,
+            per_packet_connections: 10_000,
+            per_packet_packets: 500_000,
             ..Self::full(seed)
         }
     }
@@ -205,6 +230,9 @@ impl Config {
             lateness_tasks: 10,
             idle_timers: 1000,
             idle_wall: Duration::from_millis(50),
+            unified_queries: 1000,
+            per_packet_connections: 100,
+            per_packet_packets: 1000,
         }
     }
 }

@@ -15,6 +15,7 @@
 
 mod config;
 mod inputs;
+pub mod layers;
 pub mod peers;
 mod results;
 pub mod service;
@@ -28,6 +29,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use self::config::{Config, DEFAULT_SEED, Workload};
 use self::inputs::{Picks, Pool};
+use self::layers::{PerPacketSpec, UnifiedSpec};
 pub use self::results::{Cell, Results, reference};
 use self::service::{ArmSpec, IdleSpec, LatenessSpec, RearmOrder, RearmSpec};
 use self::workloads::{EXPIRE_MAX_DELAY, Spec};
@@ -158,11 +160,33 @@ fn plan(config: &Config) -> Vec<Case> {
                     Spec::Idle(spec),
                 ));
             }
+            Workload::Unified => {
+                let delays = Rc::new(Pool::new(&mut rng(0), 1_000..=10_000));
+                for change in [false, true] {
+                    let spec = UnifiedSpec {
+                        queries: config.unified_queries.max(1),
+                        change,
+                        delays: Rc::clone(&delays),
+                    };
+                    cases.push(Case::new(workload, spec.parameter(), Spec::Unified(spec)));
+                }
+            }
+            Workload::PerPacket => {
+                let spec = PerPacketSpec {
+                    connections: config.per_packet_connections.max(1),
+                    packets: config.per_packet_packets.max(1),
+                };
+                cases.push(Case::new(
+                    workload,
+                    spec.connections.to_string(),
+                    Spec::PerPacket(spec),
+                ));
+            }
         }
     }
     // The wheel's workloads (which pause tokio clocks) last, see the module docs; the sort is
     // stable.
-    cases.sort_by_key(|case| Workload::WHEEL.contains(&case.workload));
+    cases.sort_by_key(|case| !case.workload.reads_tokio_clock());
     cases
 }
 
@@ -283,6 +307,45 @@ mod tests {
                 assert!(results.ratio_to_ticktock(cell).is_some(), "{cell:?}");
             }
         }
+        results
+            .check_ticktock_correctness()
+            .expect("ticktock is correct");
+    }
+
+    #[test]
+    fn the_layer_workloads_run_and_check_their_answers() {
+        let mut config = Config::tiny(3);
+        config.workloads = Workload::LAYERS.to_vec();
+        let results = run(&config, false).expect("tiny run");
+        for workload in Workload::LAYERS {
+            let cells: Vec<&Cell> = results.of(workload).collect();
+            let (rows, names) = if workload == Workload::Unified {
+                (2, UnifiedSpec::IMPLEMENTATIONS.len())
+            } else {
+                (1, PerPacketSpec::IMPLEMENTATIONS.len())
+            };
+            assert_eq!(cells.len(), names * rows, "{workload:?}");
+            assert_eq!(cells[0].implementation, service::TICKTOCK);
+            for cell in &cells {
+                assert_eq!(cell.lost, 0, "{cell:?}");
+                assert_eq!(cell.samples.len(), 1, "{cell:?}");
+                assert!(cell.samples[0] > 0.0, "{cell:?}");
+                assert!(results.ratio_to_ticktock(cell).is_some(), "{cell:?}");
+            }
+        }
+        // Per packet, the registration only ever moved later: no wheel operation after setup.
+        let per_packet = results
+            .of(Workload::PerPacket)
+            .find(|c| c.implementation == service::TICKTOCK)
+            .expect("ticktock's per-packet cell");
+        assert!(
+            per_packet
+                .remarks
+                .iter()
+                .any(|r| r.contains("armed 0, cancelled 0, reset 0")),
+            "{:?}",
+            per_packet.remarks
+        );
         results
             .check_ticktock_correctness()
             .expect("ticktock is correct");

@@ -39,10 +39,10 @@ impl Cell {
 
 /// The implementation a workload's ratios are relative to and whose correctness is checked.
 pub fn reference(workload: Workload) -> &'static str {
-    if workload.is_service() {
-        service::TICKTOCK
-    } else {
+    if Workload::WHEEL.contains(&workload) {
         Ticktock::NAME
+    } else {
+        service::TICKTOCK
     }
 }
 

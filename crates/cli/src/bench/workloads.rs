@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::inputs::{Picks, Pool};
+use super::layers::{PerPacketSpec, UnifiedSpec};
 use super::peers::{DelayQueuePeer, LazyHeapPeer, NexusPeer, Ticktock, TimerImpl};
 use super::service::{ArmSpec, IdleSpec, LatenessSpec, RearmSpec};
 use crate::alloc_counter;
@@ -121,6 +122,10 @@ pub enum Spec {
     Lateness(LatenessSpec),
     /// Timer service: process CPU while timers wait.
     Idle(IdleSpec),
+    /// Layers: unified deadline queries.
+    Unified(UnifiedSpec),
+    /// Layers: timer work per packet.
+    PerPacket(PerPacketSpec),
 }
 
 impl Spec {
@@ -131,6 +136,8 @@ impl Spec {
             Self::Rearm(spec) => spec.runners(),
             Self::Lateness(spec) => spec.runners(),
             Self::Idle(spec) => spec.runners(),
+            Self::Unified(spec) => Ok(spec.runners()),
+            Self::PerPacket(spec) => spec.runners(),
             Self::Churn { .. } | Self::Expire { .. } | Self::Reset { .. } | Self::Memory { .. } => {
                 Ok(vec![
                     self.runner::<Ticktock>()?,
@@ -149,6 +156,8 @@ impl Spec {
             Self::Rearm(_) => RearmSpec::IMPLEMENTATIONS.len(),
             Self::Lateness(_) => LatenessSpec::IMPLEMENTATIONS.len(),
             Self::Idle(_) => IdleSpec::IMPLEMENTATIONS.len(),
+            Self::Unified(_) => UnifiedSpec::IMPLEMENTATIONS.len(),
+            Self::PerPacket(_) => PerPacketSpec::IMPLEMENTATIONS.len(),
             Self::Churn { .. } | Self::Expire { .. } | Self::Reset { .. } | Self::Memory { .. } => {
                 4
             }
@@ -164,6 +173,8 @@ impl Spec {
                 | Self::Reset { .. }
                 | Self::Service(_)
                 | Self::Rearm(_)
+                | Self::Unified(_)
+                | Self::PerPacket(_)
         )
     }
 
@@ -227,7 +238,12 @@ impl Spec {
                 delays: Rc::clone(delays),
                 imp: PhantomData,
             }),
-            Self::Service(_) | Self::Rearm(_) | Self::Lateness(_) | Self::Idle(_) => {
+            Self::Service(_)
+            | Self::Rearm(_)
+            | Self::Lateness(_)
+            | Self::Idle(_)
+            | Self::Unified(_)
+            | Self::PerPacket(_) => {
                 unreachable!("the timer service's workloads make their own runners")
             }
         })

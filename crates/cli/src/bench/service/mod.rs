@@ -50,7 +50,7 @@ fn multi_thread(workers: usize) -> Result<Runtime, CliError> {
 }
 
 /// A current-thread runtime with tokio's time driver (real clock).
-fn current_thread() -> Result<Runtime, CliError> {
+pub(crate) fn current_thread() -> Result<Runtime, CliError> {
     Builder::new_current_thread()
         .enable_time()
         .build()
@@ -69,7 +69,7 @@ fn builder(shards: usize, capacity_per_shard: usize) -> TimerServiceBuilder {
 
 /// Starts a ticktock service (its driver is a thread; `runtime` is entered for symmetry with
 /// the tokio rows, whose timers live on it).
-fn start_service(
+pub(crate) fn start_service(
     runtime: &Runtime,
     shards: usize,
     capacity_per_shard: usize,
@@ -85,7 +85,11 @@ fn start_static_service(shards: usize, capacity_per_shard: usize) -> Result<Time
 }
 
 /// Counter deltas of a ticktock service, as one remark.
-fn service_remark(handle: &TimerHandle, before: &ticktock::TimerStats, what: &str) -> String {
+pub(crate) fn service_remark(
+    handle: &TimerHandle,
+    before: &ticktock::TimerStats,
+    what: &str,
+) -> String {
     let after = handle.stats();
     format!(
         "{TICKTOCK} service counters {what}: armed {}, cancelled {}, reset {}, fired {}, \

@@ -1,0 +1,198 @@
+//! [`LayeredTimeouts`]: a [`UnifiedScheduler`] on the timer service, with one registration
+//! per connection at the unified deadline.
+//!
+//! Layer changes only touch the scheduler's cache. The registration is brought in line when
+//! the connection next waits ([`poll_timeouts`](LayeredTimeouts::poll_timeouts)) or checks:
+//! the waiting future borrows the connection mutably, so no layer can change while it waits,
+//! and a packet that changes three layers is judged by its net effect.
+//!
+//! - The unified deadline moved **later** (the idle timeout on every packet): nothing happens.
+//!   The registration stays at the earlier deadline; when it fires, the poll finds nothing due
+//!   and files it at the deadline of the moment. One wake per idle period replaces a clock
+//!   conversion and two atomics per packet.
+//! - It moved **earlier**: the registration is reset under the shard's lock.
+//!
+//! Whether anything is due is judged against the tick of the driver's last pass, so a poll
+//! reads no clock unless something is due: when the registration fires, the pass that fired it
+//! has already moved past the deadline's tick. Layers are then checked at the real time.
+
+use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
+
+use tokio::time::Instant;
+
+use super::scheduler::{LayerGuard, LayerId, SchedulerStats, UnifiedScheduler};
+use super::{TimeoutCheckResult, TimeoutLayer};
+use crate::error::Shutdown;
+use crate::handoff::UNSET;
+use crate::registration::Registration;
+use crate::service::TimerHandle;
+
+/// A connection's timeout layers on one timer-service registration.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use ticktock::{LayerEvent, LayeredTimeouts, TimeoutEvent, TimerService, TimingConfig, TimingManager};
+///
+/// let service = TimerService::builder().start()?;
+/// let mut timeouts = LayeredTimeouts::new(service.handle());
+/// let config = TimingConfig { idle_timeout: Duration::from_secs(5), ..TimingConfig::default() };
+/// let timing = timeouts.add_layer(TimingManager::new(config, timeouts.now()));
+/// if let Some(mut layer) = timeouts.layer_mut(timing) {
+///     layer.on_established();
+/// }
+/// let results = timeouts.next_timeouts().await?;
+/// assert_eq!(results[0].events, [LayerEvent::Timeout(TimeoutEvent::IdleTimeout)]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct LayeredTimeouts {
+    scheduler: UnifiedScheduler,
+    registration: Registration,
+    /// The deadline the registration was last pointed at, and its tick (`None`: nothing).
+    filed: Option<(Instant, u64)>,
+    /// The waker last registered with the registration.
+    waker: Option<Waker>,
+}
+
+impl LayeredTimeouts {
+    /// No layers yet, on the service behind `handle`.
+    #[must_use]
+    pub fn new(handle: TimerHandle) -> Self {
+        Self {
+            scheduler: UnifiedScheduler::new(),
+            registration: Registration::new(handle),
+            filed: None,
+            waker: None,
+        }
+    }
+
+    /// The service's current time (what layers should be given as `now`).
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.registration.handle().now()
+    }
+
+    /// Adds a layer; the returned id reaches it again.
+    pub fn add_layer<T: TimeoutLayer>(&mut self, layer: T) -> LayerId<T> {
+        self.scheduler.add_layer(layer)
+    }
+
+    /// The layer `id` names; `None` as for [`UnifiedScheduler::layer`].
+    #[must_use]
+    pub fn layer<T: TimeoutLayer>(&self, id: LayerId<T>) -> Option<&T> {
+        self.scheduler.layer(id)
+    }
+
+    /// The layer `id` names, to change; the registration follows the new unified deadline when
+    /// the connection next waits or checks.
+    #[inline]
+    pub fn layer_mut<T: TimeoutLayer>(&mut self, id: LayerId<T>) -> Option<LayerGuard<'_, T>> {
+        self.scheduler.layer_mut(id)
+    }
+
+    /// The earliest deadline of any layer.
+    pub fn unified_deadline(&mut self) -> Option<Instant> {
+        self.scheduler.calculate_unified_deadline()
+    }
+
+    /// Runs the layers due at `now` (see
+    /// [`UnifiedScheduler::check_unified_timeouts`]) and points the registration at what is
+    /// left.
+    pub fn check_timeouts(&mut self, now: Instant) -> Vec<TimeoutCheckResult> {
+        let results = self.scheduler.check_unified_timeouts(now);
+        self.file_unified();
+        results
+    }
+
+    /// Registers `waker` unless it is the one already registered.
+    #[inline]
+    fn register_waker(&mut self, waker: &Waker) {
+        if !self
+            .waker
+            .as_ref()
+            .is_some_and(|known| known.will_wake(waker))
+        {
+            self.registration.register_waker(waker);
+            self.waker = Some(waker.clone());
+        }
+    }
+
+    /// Points the registration at the unified deadline, whatever it was filed at.
+    fn file_unified(&mut self) {
+        let deadline = self.scheduler.calculate_unified_deadline();
+        self.filed = deadline.map(|deadline| (deadline, self.registration.tick_of(deadline)));
+        let tick = self.filed.map_or(UNSET, |(_, tick)| tick);
+        // Fails only after shutdown, which the poll reports.
+        self.registration.follow(tick).ok();
+    }
+
+    /// Waits until some layer has something to report and returns what the due layers found.
+    /// Cancel-safe: nothing is consumed until it is returned.
+    ///
+    /// # Errors
+    /// [`Shutdown`] when the service stopped.
+    pub async fn next_timeouts(&mut self) -> Result<Vec<TimeoutCheckResult>, Shutdown> {
+        poll_fn(|cx| self.poll_timeouts(cx)).await
+    }
+
+    /// Polls for due timeouts (for hand-written futures); see
+    /// [`next_timeouts`](Self::next_timeouts).
+    ///
+    /// # Errors
+    /// [`Shutdown`] when the service stopped.
+    pub fn poll_timeouts(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Vec<TimeoutCheckResult>, Shutdown>> {
+        if self.registration.is_shut_down() {
+            return Poll::Ready(Err(Shutdown));
+        }
+        let deadline = self.scheduler.calculate_unified_deadline();
+        let coarse = self.registration.coarse_tick();
+        if let Some((filed_at, tick)) = self.filed {
+            // The per-packet case: the deadline moved later (or stayed), and the registration
+            // at the old one has neither fired (`due`) nor come due. Nothing to do until it
+            // fires — not even the waker, if it is the one registered: the driver takes that
+            // only when it fires the registration, and sets `due` first; the wake that follows
+            // makes the next poll see `due` and take the full path, which re-registers and
+            // re-files.
+            if deadline.is_none_or(|deadline| deadline >= filed_at)
+                && tick > coarse
+                && !self.registration.is_due()
+            {
+                self.register_waker(cx.waker());
+                return Poll::Pending;
+            }
+        }
+        self.registration.clear_due();
+        self.registration.register_waker(cx.waker());
+        self.waker = Some(cx.waker().clone());
+        let tick = deadline.map_or(UNSET, |deadline| self.registration.tick_of(deadline));
+        // Due by the coarse clock means due by the real one, which the layers are then given.
+        if tick <= coarse {
+            let results = self.check_timeouts(self.now());
+            if !results.is_empty() {
+                return Poll::Ready(Ok(results));
+            }
+        } else {
+            self.file_unified();
+        }
+        Poll::Pending
+    }
+
+    /// The scheduler, for its stats and layer list.
+    #[must_use]
+    pub fn scheduler(&self) -> &UnifiedScheduler {
+        &self.scheduler
+    }
+
+    /// The scheduler's counters.
+    #[must_use]
+    pub fn stats(&self) -> SchedulerStats {
+        self.scheduler.stats()
+    }
+}

@@ -1,0 +1,328 @@
+//! [`UnifiedScheduler`]: the layers of one connection and their combined deadline.
+//!
+//! Design and invariants: on [`UnifiedScheduler`] (re-exported at the crate root, where users read them).
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use super::{TimeoutCheckResult, TimeoutLayer, earlier};
+
+/// Names a layer added to a [`UnifiedScheduler`], and its type.
+pub struct LayerId<T> {
+    index: usize,
+    layer: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for LayerId<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for LayerId<T> {}
+
+impl<T> fmt::Debug for LayerId<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LayerId").field(&self.index).finish()
+    }
+}
+
+impl<T> PartialEq for LayerId<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+    }
+}
+
+impl<T> Eq for LayerId<T> {}
+
+/// Counters of a [`UnifiedScheduler`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Calls to `check_unified_timeouts`.
+    pub total_checks: u64,
+    /// Calls to `calculate_unified_deadline`.
+    pub deadline_queries: u64,
+    /// Queries answered from the cached minimum without recomputing it.
+    pub cache_hits: u64,
+    /// Layer changes that moved their layer's deadline.
+    pub deadline_changes: u64,
+    /// Layers run by checks (only due layers are run).
+    pub layers_run: u64,
+    /// Time spent in checks, in all.
+    pub check_time: Duration,
+}
+
+/// Layers a scheduler holds without a separate allocation.
+const INLINE_LAYERS: usize = 4;
+
+/// A layer and its cached deadline, side by side so a change touches one place.
+struct Slot {
+    deadline: Option<Instant>,
+    layer: Box<dyn TimeoutLayer>,
+}
+
+/// The cached minimum, kept apart from the slots so a guard can hold a layer and it at once.
+#[derive(Debug, Default)]
+struct DeadlineCache {
+    earliest: Option<Instant>,
+    stale: bool,
+    stats: SchedulerStats,
+}
+
+impl DeadlineCache {
+    /// A layer's cached deadline moves from `*cached` to `deadline`.
+    #[inline]
+    fn update(&mut self, cached: &mut Option<Instant>, deadline: Option<Instant>) {
+        let old = std::mem::replace(cached, deadline);
+        if old == deadline {
+            return;
+        }
+        self.stats.deadline_changes += 1;
+        if self.stale {
+            return;
+        }
+        if earlier(deadline, self.earliest) != self.earliest {
+            self.earliest = deadline;
+        } else if old.is_some() && old == self.earliest {
+            self.stale = true;
+        }
+    }
+
+    #[inline]
+    fn earliest(&mut self, slots: &[Slot]) -> Option<Instant> {
+        self.stats.deadline_queries += 1;
+        if self.stale {
+            self.earliest = slots.iter().map(|slot| slot.deadline).fold(None, earlier);
+            self.stale = false;
+        } else {
+            self.stats.cache_hits += 1;
+        }
+        debug_assert_eq!(
+            self.earliest,
+            slots.iter().map(|slot| slot.deadline).fold(None, earlier)
+        );
+        self.earliest
+    }
+}
+
+/// Layers of one connection with an O(1) cached unified deadline.
+///
+/// The scheduler owns its layers and caches each one's deadline. Layers are changed only
+/// through a [`LayerGuard`], which re-reads that one layer's deadline when dropped, so the cache
+/// is exact without ever asking every layer:
+///
+/// - a layer moving **earlier** than the cached minimum becomes the minimum (O(1));
+/// - the layer **holding** the minimum moving later marks the minimum stale; the next query
+///   recomputes it from the cached deadlines (a few comparisons, no layer is called);
+/// - any other change leaves the minimum as it is.
+///
+/// [`calculate_unified_deadline`](UnifiedScheduler::calculate_unified_deadline) is therefore a
+/// field read except right after the minimum moved later, and
+/// [`check_unified_timeouts`](UnifiedScheduler::check_unified_timeouts) runs only the layers
+/// whose cached deadline has passed.
+#[derive(Default)]
+pub struct UnifiedScheduler {
+    /// Inline up to four layers: a connection's scheduler then reaches a layer through one
+    /// pointer, not two (with many connections each is a cache miss, and they are dependent).
+    slots: SmallVec<[Slot; INLINE_LAYERS]>,
+    cache: DeadlineCache,
+}
+
+impl fmt::Debug for UnifiedScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnifiedScheduler")
+            .field(
+                "layers",
+                &self
+                    .slots
+                    .iter()
+                    .map(|slot| slot.layer.layer_name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl UnifiedScheduler {
+    /// A scheduler with no layers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a layer; the returned id reaches it again.
+    pub fn add_layer<T: TimeoutLayer>(&mut self, layer: T) -> LayerId<T> {
+        let index = self.slots.len();
+        let mut slot = Slot {
+            deadline: None,
+            layer: Box::new(layer),
+        };
+        let deadline = slot.layer.next_deadline();
+        self.cache.update(&mut slot.deadline, deadline);
+        self.slots.push(slot);
+        LayerId {
+            index,
+            layer: PhantomData,
+        }
+    }
+
+    /// The layer `id` names; `None` if this scheduler has no layer of that type there (an id
+    /// means something only to the scheduler that returned it).
+    #[must_use]
+    pub fn layer<T: TimeoutLayer>(&self, id: LayerId<T>) -> Option<&T> {
+        let layer: &dyn Any = &*self.slots.get(id.index)?.layer;
+        layer.downcast_ref()
+    }
+
+    /// The layer `id` names, to change; the scheduler learns its new deadline when the guard is
+    /// dropped. `None` as for [`layer`](Self::layer).
+    #[inline]
+    pub fn layer_mut<T: TimeoutLayer>(&mut self, id: LayerId<T>) -> Option<LayerGuard<'_, T>> {
+        LayerGuard::new(&mut self.slots, &mut self.cache, id)
+    }
+
+    /// The earliest deadline of any layer (`None`: no layer has one). O(1) from the cache.
+    #[inline]
+    pub fn calculate_unified_deadline(&mut self) -> Option<Instant> {
+        self.cache.earliest(&self.slots)
+    }
+
+    /// Runs every layer whose deadline is at or before `now` and returns what they found, in
+    /// the order the layers were added. Layers not yet due are not called.
+    pub fn check_unified_timeouts(&mut self, now: Instant) -> Vec<TimeoutCheckResult> {
+        self.cache.stats.total_checks += 1;
+        let mut results = Vec::new();
+        if self
+            .cache
+            .earliest(&self.slots)
+            .is_some_and(|earliest| earliest <= now)
+        {
+            // Timed only when some layer runs: a clock read costs more than a check that finds
+            // nothing due.
+            let started = std::time::Instant::now();
+            for Slot { deadline, layer } in &mut self.slots {
+                if deadline.is_some_and(|deadline| deadline <= now) {
+                    self.cache.stats.layers_run += 1;
+                    let result = layer.check_timeouts(now);
+                    let next = layer.next_deadline();
+                    debug_assert!(
+                        next.is_none_or(|next| next > now),
+                        "layer {} is still due after its check",
+                        layer.layer_name()
+                    );
+                    self.cache.update(deadline, next);
+                    if !result.is_empty() {
+                        results.push(result);
+                    }
+                }
+            }
+            self.cache.stats.check_time += started.elapsed();
+        }
+        results
+    }
+
+    /// Number of layers.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there are no layers.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Each layer's name and stats line, in the order they were added.
+    #[must_use]
+    pub fn layer_stats(&self) -> Vec<(&'static str, Option<String>)> {
+        self.slots
+            .iter()
+            .map(|slot| (slot.layer.layer_name(), slot.layer.stats()))
+            .collect()
+    }
+
+    /// The scheduler's counters.
+    #[must_use]
+    pub fn stats(&self) -> SchedulerStats {
+        self.cache.stats
+    }
+
+    /// Share of deadline queries answered from the cache (0 when there were none).
+    #[must_use]
+    pub fn cache_hit_rate(&self) -> f64 {
+        let stats = &self.cache.stats;
+        if stats.deadline_queries == 0 {
+            0.0
+        } else {
+            stats.cache_hits as f64 / stats.deadline_queries as f64
+        }
+    }
+
+    /// Average time of a `check_unified_timeouts` call (zero when there were none).
+    #[must_use]
+    pub fn avg_check_duration(&self) -> Duration {
+        let stats = &self.cache.stats;
+        u32::try_from(stats.total_checks)
+            .ok()
+            .and_then(|checks| stats.check_time.checked_div(checks))
+            .unwrap_or_default()
+    }
+}
+
+/// Mutable access to one layer of a [`UnifiedScheduler`]; dropping it tells the scheduler the
+/// layer's new deadline.
+pub struct LayerGuard<'a, T: TimeoutLayer> {
+    layer: &'a mut T,
+    deadline: &'a mut Option<Instant>,
+    cache: &'a mut DeadlineCache,
+}
+
+impl<'a, T: TimeoutLayer> LayerGuard<'a, T> {
+    #[inline]
+    fn new(slots: &'a mut [Slot], cache: &'a mut DeadlineCache, id: LayerId<T>) -> Option<Self> {
+        let Slot { deadline, layer } = slots.get_mut(id.index)?;
+        let layer: &mut dyn Any = &mut **layer;
+        Some(Self {
+            layer: layer.downcast_mut()?,
+            deadline,
+            cache,
+        })
+    }
+}
+
+impl<T: TimeoutLayer + fmt::Debug> fmt::Debug for LayerGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerGuard")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: TimeoutLayer> Deref for LayerGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.layer
+    }
+}
+
+impl<T: TimeoutLayer> DerefMut for LayerGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.layer
+    }
+}
+
+impl<T: TimeoutLayer> Drop for LayerGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.cache.update(self.deadline, self.layer.next_deadline());
+    }
+}

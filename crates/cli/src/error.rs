@@ -35,6 +35,24 @@ pub enum CliError {
         /// What went wrong, e.g. "fired 3 timers early".
         detail: String,
     },
+    /// A batcher for `ticktock batch` would not start.
+    #[error("could not start a batcher: {0}")]
+    Batcher(#[from] ticktock_batch::BuildError),
+    /// A `ticktock batch` row never finished: some caller still waited for its answer.
+    #[error(
+        "correctness failure: batch row {row} still had requests unanswered after {after:?}; \
+         requests were lost"
+    )]
+    BatchLost {
+        /// The row (scenario, handler, load).
+        row: String,
+        /// How long the row was given.
+        after: std::time::Duration,
+    },
+    /// The batcher broke an invariant under load (a batch above its limit, a fill above 100 %,
+    /// a lost or misrouted request, counts that do not add up): its numbers are void.
+    #[error("batcher correctness failure: {0}")]
+    BatchCorrectness(String),
     /// Writing the report to standard output failed.
     #[error("could not write the report: {0}")]
     Output(#[from] io::Error),

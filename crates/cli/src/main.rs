@@ -1,16 +1,21 @@
 //! The `ticktock` command.
 //!
-//! For now it has one subcommand, `ticktock bench`, which measures the `ticktock-wheel` timer
-//! wheel side by side with the structures a protocol stack would otherwise use (tokio-util's
-//! `DelayQueue`, a binary heap with lazy cancellation, and the `nexus-timer` wheel) on the same
-//! seeded inputs, and the `ticktock` timer service side by side with tokio's own timer, in one
-//! process, and prints the results as markdown tables or JSON.
+//! `ticktock bench` measures the `ticktock-wheel` timer wheel side by side with the structures a
+//! protocol stack would otherwise use (tokio-util's `DelayQueue`, a binary heap with lazy
+//! cancellation, and the `nexus-timer` wheel) on the same seeded inputs, and the `ticktock`
+//! timer service side by side with tokio's own timer, in one process, and prints the results as
+//! markdown tables or JSON.
 //!
-//! This file only parses the command line and dispatches; the measuring lives in [`bench`], the
-//! printing in [`report`], and the byte counting for the memory workload in [`alloc_counter`].
+//! `ticktock batch` drives the `ticktock-batch` batcher through seed 004's scenarios and more
+//! (lone request, closed and open loop) and prints its KPIs beside the seed's numbers.
+//!
+//! This file only parses the command line and dispatches; the measuring lives in [`bench`] and
+//! [`batch`], the bench's printing in [`report`], and the byte counting for the memory workload
+//! in [`alloc_counter`].
 
 #[allow(unsafe_code)]
 mod alloc_counter;
+mod batch;
 mod bench;
 mod error;
 mod report;
@@ -37,6 +42,37 @@ enum Command {
     /// nexus-timer, and the ticktock timer service against tokio's timer, on the same seeded
     /// inputs.
     Bench(BenchArgs),
+    /// Load-test the ticktock-batch batcher: seed 004's scenarios, a lone request, closed loop
+    /// at 1 to 500 callers, open loop at fixed rates; its KPIs beside the seed's numbers and the
+    /// budgets.
+    Batch(BatchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BatchArgs {
+    /// Scenario to run (default: every scenario).
+    #[arg(long, value_enum)]
+    scenario: Option<batch::Scenario>,
+    /// Short run for CI (a few seconds): fewer rounds and requests, 0.3 s per sustained row.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object (rows, comparison with the seed, problems) instead of markdown.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BatchArgs {
+    fn config(&self) -> batch::Config {
+        let mut config = if self.quick {
+            batch::Config::quick()
+        } else {
+            batch::Config::full()
+        };
+        if let Some(scenario) = self.scenario {
+            config.scenarios = vec![scenario];
+        }
+        config
+    }
 }
 
 #[derive(Debug, Args)]
@@ -101,7 +137,24 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Bench(args) => run_bench(args),
+        Command::Batch(args) => run_batch(args),
     }
+}
+
+fn run_batch(args: &BatchArgs) -> Result<(), CliError> {
+    let config = args.config();
+    let show_progress = !args.json && io::stderr().is_terminal();
+    let rows = batch::run(&config, show_progress)?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        batch::report::write_json(&mut out, &config, &rows)?;
+    } else {
+        batch::report::write_markdown(&mut out, &config, &rows)?;
+    }
+    out.flush()?;
+    // The numbers are printed first so a failing run still shows what it measured; missed
+    // performance budgets are reported, not failed.
+    batch::check_correctness(&rows)
 }
 
 fn run_bench(args: &BenchArgs) -> Result<(), CliError> {

@@ -589,7 +589,7 @@ fn idle_line(results: &Results) -> String {
 }
 
 /// "CPU model (N cores)", from /proc/cpuinfo where it is readable.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

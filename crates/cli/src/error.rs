@@ -54,6 +54,22 @@ pub enum CliError {
     #[error("batcher correctness failure: {0}")]
     BatchCorrectness(String),
     /// Writing the report to standard output failed.
+    /// A setting out of range (the message names the flag).
+    #[error("{0}")]
+    Invalid(String),
+
+    /// A thread (the simulation's traffic generator) could not be started.
+    #[error("could not start a thread: {0}")]
+    Thread(#[source] io::Error),
+
+    /// The metrics endpoint could not start (address in use, say).
+    #[error(transparent)]
+    Metrics(#[from] crate::simulate::metrics_http::MetricsError),
+
+    /// The simulation's traffic generator panicked.
+    #[error("the traffic generator thread panicked")]
+    GeneratorPanicked,
+
     #[error("could not write the report: {0}")]
     Output(#[from] io::Error),
     /// Encoding the JSON report failed.

@@ -1,5 +1,9 @@
 //! The `ticktock` command.
 //!
+//! `ticktock simulate` (the default) runs a protocol endpoint's timer load — many connections
+//! with idle, handshake, path-validation, keep-alive and retransmission timers — on the ticktock
+//! service or on tokio's timers, on the real clock, and prints (or charts) what it cost.
+//!
 //! `ticktock bench` measures the `ticktock-wheel` timer wheel side by side with the structures a
 //! protocol stack would otherwise use (tokio-util's `DelayQueue`, a binary heap with lazy
 //! cancellation, and the `nexus-timer` wheel) on the same seeded inputs, and the `ticktock`
@@ -9,8 +13,8 @@
 //! `ticktock batch` drives the `ticktock-batch` batcher through seed 004's scenarios and more
 //! (lone request, closed and open loop) and prints its KPIs beside the seed's numbers.
 //!
-//! This file only parses the command line and dispatches; the measuring lives in [`bench`] and
-//! [`batch`], the bench's printing in [`report`], and the byte counting for the memory workload
+//! This file only parses the command line and dispatches; the measuring lives in [`simulate`],
+//! [`bench`] and [`batch`], the bench's printing in [`report`], and the byte counting for the memory workload
 //! in [`alloc_counter`].
 
 #[allow(unsafe_code)]
@@ -19,9 +23,12 @@ mod batch;
 mod bench;
 mod error;
 mod report;
+mod simulate;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -30,14 +37,26 @@ use crate::error::CliError;
 
 /// `ticktock`: tools for the ticktock timer system.
 #[derive(Debug, Parser)]
-#[command(name = "ticktock", version, about)]
+#[command(
+    name = "ticktock",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// What to run (default: `simulate`, whose flags may then be given directly).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    simulate: SimulateArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Simulate a busy protocol endpoint's timers on the real clock (the default): C connections
+    /// with idle, handshake, path-validation, keep-alive and retransmission timers, on ticktock
+    /// or tokio's timer, side by side with `--compare`.
+    Simulate(SimulateArgs),
     /// Benchmark ticktock-wheel against tokio-util's DelayQueue, a lazy-cancel binary heap and
     /// nexus-timer, and the ticktock timer service against tokio's timer, on the same seeded
     /// inputs.
@@ -46,6 +65,108 @@ enum Command {
     /// at 1 to 500 callers, open loop at fixed rates; its KPIs beside the seed's numbers and the
     /// budgets.
     Batch(BatchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct SimulateArgs {
+    /// Connections kept open (1 to 2,000,000).
+    #[arg(long, default_value_t = 100_000)]
+    connections: usize,
+    /// How long each backend runs (e.g. 10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Packets per second each active connection receives.
+    #[arg(long, default_value_t = 2.0)]
+    packet_rate: f64,
+    /// Share of frames lost (their ack never comes; the RTO fires).
+    #[arg(long, default_value_t = 0.01)]
+    loss: f64,
+    /// Mean time a connection receives traffic before it goes quiet (then its idle timeout
+    /// closes it and a new connection takes its place).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    lifetime: Duration,
+    /// Share of packets that start a path validation (a migration).
+    #[arg(long, default_value_t = 0.001)]
+    migration: f64,
+    /// The timers to run on.
+    #[arg(long, value_enum, default_value_t = simulate::results::Backend::Ticktock)]
+    backend: simulate::results::Backend,
+    /// Run ticktock and then tokio on the same traffic and print them side by side.
+    #[arg(long)]
+    compare: bool,
+    /// Short run for CI: 10,000 connections, 2 s per backend.
+    #[arg(long)]
+    quick: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML report with charts to this file.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+    /// Seed of the traffic model.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Serve the timer service's and batcher's metrics in Prometheus text format at
+    /// http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9898).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+/// Parses "10s", "250ms", "2m", "1.5s", "750us".
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("unparsable duration {text:?} (try 10s, 500ms or 2m)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "s" | "" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+impl SimulateArgs {
+    fn config(&self) -> simulate::SimConfig {
+        let (connections, duration) = if self.quick {
+            (10_000, Duration::from_secs(2))
+        } else {
+            (self.connections, self.duration)
+        };
+        simulate::SimConfig {
+            connections,
+            duration,
+            traffic: simulate::traffic::Traffic {
+                packet_rate: self.packet_rate,
+                loss: self.loss,
+                lifetime: self.lifetime,
+                migration: self.migration,
+                seed: self.seed,
+            },
+        }
+    }
+
+    fn backends(&self) -> Vec<simulate::results::Backend> {
+        if self.compare {
+            vec![
+                simulate::results::Backend::Ticktock,
+                simulate::results::Backend::Tokio,
+            ]
+        } else {
+            vec![self.backend]
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -136,9 +257,55 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Bench(args) => run_bench(args),
-        Command::Batch(args) => run_batch(args),
+        None => run_simulate(&cli.simulate),
+        Some(Command::Simulate(args)) => run_simulate(args),
+        Some(Command::Bench(args)) => run_bench(args),
+        Some(Command::Batch(args)) => run_batch(args),
     }
+}
+
+fn run_simulate(args: &SimulateArgs) -> Result<(), CliError> {
+    let config = args.config();
+    let show_progress = !args.json && io::stderr().is_terminal();
+    let endpoint = args
+        .metrics
+        .map(simulate::metrics_http::serve)
+        .transpose()?;
+    if let Some(endpoint) = &endpoint {
+        let _ = writeln!(
+            io::stderr(),
+            "metrics at http://{}/metrics",
+            endpoint.local_addr()
+        );
+    }
+    let results = simulate::run(&config, &args.backends(), show_progress)?;
+    drop(endpoint);
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &results)?;
+        writeln!(out)?;
+    } else {
+        simulate::write_table(&mut out, &config, &results)?;
+    }
+    if let Some(path) = &args.report {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let html =
+            simulate::html::render(&results, "ticktock simulate", &command, &report::machine());
+        std::fs::write(path, html)?;
+        writeln!(out, "\nreport written to {}", path.display())?;
+    }
+    out.flush()?;
+    let early: u64 = results.iter().map(|r| r.lateness.early).sum();
+    if early > 0
+        && results.iter().any(|r| {
+            r.backend == Some(simulate::results::Backend::Ticktock) && r.lateness.early > 0
+        })
+    {
+        return Err(CliError::Invalid(format!(
+            "ticktock fired {early} timers early"
+        )));
+    }
+    Ok(())
 }
 
 fn run_batch(args: &BatchArgs) -> Result<(), CliError> {
@@ -170,4 +337,59 @@ fn run_bench(args: &BenchArgs) -> Result<(), CliError> {
     out.flush()?;
     // Timing numbers are printed first so a failing run still shows what it measured.
     results.check_ticktock_correctness()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_bad_ones_are_one_line_errors() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("750us"), Ok(Duration::from_micros(750)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "ten seconds", "10 parsecs", "-1s", "1e400s", "s"] {
+            let error = parse_duration(bad).expect_err(bad);
+            assert!(!error.contains('\n'), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_simulate_flag_rejects_bad_input() {
+        for args in [
+            &["ticktock", "--connections", "many"][..],
+            &["ticktock", "--connections", "-5"],
+            &["ticktock", "--duration", "soon"],
+            &["ticktock", "--lifetime", "5 parsecs"],
+            &["ticktock", "--packet-rate", "fast"],
+            &["ticktock", "--loss", "some"],
+            &["ticktock", "--migration", "x"],
+            &["ticktock", "--backend", "heap"],
+            &["ticktock", "--metrics", "not-an-address"],
+            &["ticktock", "--seed", "-1"],
+            &["ticktock", "simulate", "--bogus"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?} accepted");
+        }
+        // Values that parse but make no sense are refused before anything runs.
+        for args in [
+            &["ticktock", "--connections", "0"][..],
+            &["ticktock", "--connections", "999999999"],
+            &["ticktock", "--duration", "1ms"],
+            &["ticktock", "--packet-rate", "0"],
+            &["ticktock", "--loss", "0.9"],
+            &["ticktock", "--migration", "1.5"],
+            &["ticktock", "--lifetime", "0s"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            let error = cli.simulate.config().validate().expect_err("refused");
+            assert!(!error.to_string().contains('\n'), "{error}");
+        }
+        let cli = Cli::try_parse_from(["ticktock"]).expect("defaults");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.simulate.config().connections, 100_000);
+        assert!(cli.simulate.config().validate().is_ok());
+    }
 }

@@ -2,8 +2,10 @@
 //!
 //! Counters are relaxed atomics bumped where the event happens; the lateness histogram is fed
 //! by the driver alone, in batches. [`TimerStats`] is a snapshot (the seed's `TimerTaskStats`
-//! plus lateness); the same figures go to the `metrics` facade on every driver pass, so any
-//! installed recorder (a Prometheus exporter, say) sees them.
+//! plus lateness). Taking a snapshot ([`TimerHandle::stats`](crate::TimerHandle::stats)) also
+//! publishes its figures to the `metrics` facade, and the driver records every fire's lateness
+//! there as it goes, so an installed recorder (a Prometheus exporter, say) sees them; call
+//! `stats()` periodically to keep the gauges fresh.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,386 @@
+//! One simulated connection: its protocol logic (the sans-IO layers, the same for either
+//! backend), the bookkeeping of its timer operations, and its life on each backend.
+//!
+//! The connection's timeouts come from a `TimingManager` (idle, handshake, path validation,
+//! keep-alive) and a `ReliabilityLayer` (the RTO). After every event the five deadlines are
+//! compared with the previous ones, which is where timer operations are counted — by what the
+//! protocol asked for, so both backends count the same operations for the same traffic.
+//! - ticktock: the layers live in a `LayeredTimeouts` (one service registration).
+//! - tokio: one `Sleep` per kind, reset when its deadline moves, as quinn re-arms its timers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use rand::rngs::SmallRng;
+use ticktock::{
+    AckFrame, Instant, LayerEvent, LayeredTimeouts, ReliabilityConfig, ReliabilityLayer, RtoConfig,
+    TimeoutCheckResult, TimeoutEvent, TimeoutLayer, TimerHandle, TimingConfig, TimingManager,
+};
+
+use super::stats::{Counters, Op};
+use super::traffic::Slot;
+
+/// The timer kinds, in deadline-array order.
+pub const KINDS: [TimeoutEvent; 5] = [
+    TimeoutEvent::IdleTimeout,
+    TimeoutEvent::ConnectionTimeout,
+    TimeoutEvent::PathValidationTimeout,
+    TimeoutEvent::KeepAlive,
+    TimeoutEvent::RetransmissionTimeout,
+];
+
+/// Timeout settings of every connection (a busy QUIC server's, shortened so a run of seconds
+/// sees every kind fire).
+pub fn timing_config() -> TimingConfig {
+    TimingConfig {
+        idle_timeout: Duration::from_secs(3),
+        handshake_timeout: Some(Duration::from_secs(1)),
+        keep_alive: Some(Duration::from_secs(1)),
+    }
+}
+
+/// RTOs as QUIC-style stacks use them (lower minimum than TCP's).
+pub fn reliability_config() -> ReliabilityConfig {
+    ReliabilityConfig {
+        rto: RtoConfig {
+            initial: Duration::from_millis(300),
+            min: Duration::from_millis(50),
+            max: Duration::from_secs(2),
+            granularity: Duration::from_millis(1),
+        },
+        max_retries: 6,
+    }
+}
+
+/// How a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    Idle,
+    Handshake,
+    GaveUp,
+}
+
+/// The protocol state besides the layers: loss bookkeeping and deadline tracking.
+struct Protocol {
+    /// Frames sent and lost, not yet retransmitted successfully (ascending).
+    lost: Vec<u64>,
+    /// Packets received on this connection.
+    received: u64,
+    validating: bool,
+    /// The five deadlines as last seen (for counting operations and lateness).
+    deadlines: [Option<Instant>; 5],
+}
+
+impl Protocol {
+    fn new() -> Self {
+        Self {
+            lost: Vec::new(),
+            received: 0,
+            validating: false,
+            deadlines: [None; 5],
+        }
+    }
+
+    /// The acknowledgment the peer sends for what it got of frames below `next_sequence`.
+    fn ack(&self, next_sequence: u64) -> AckFrame {
+        let next_expected = self.lost.first().copied().unwrap_or(next_sequence);
+        let mut selective = 0u64;
+        for bit in 0..64 {
+            let sequence = next_expected + 1 + bit;
+            if sequence >= next_sequence {
+                break;
+            }
+            if self.lost.binary_search(&sequence).is_err() {
+                selective |= 1 << bit;
+            }
+        }
+        AckFrame {
+            next_expected,
+            selective,
+        }
+    }
+
+    /// Counts the operations that turned `self.deadlines` into `now`'s.
+    fn account(&mut self, deadlines: [Option<Instant>; 5], counters: &Counters) {
+        for (old, new) in self.deadlines.iter().zip(deadlines) {
+            match (*old, new) {
+                (None, Some(_)) => counters.op(Op::Armed),
+                (Some(_), None) => counters.op(Op::Cancelled),
+                (Some(a), Some(b)) if b > a => counters.op(Op::Postponed),
+                (Some(a), Some(b)) if b < a => counters.op(Op::Advanced),
+                _ => {}
+            }
+        }
+        let live = deadlines.iter().flatten().count() as i64
+            - self.deadlines.iter().flatten().count() as i64;
+        counters.live(live);
+        self.deadlines = deadlines;
+    }
+
+    /// Timer `kind` fired at `now`: its lateness is recorded (or an early fire counted) and it
+    /// is no longer set, so a re-arm counts as one.
+    fn fired(&mut self, kind: usize, now: Instant, counters: &Counters) {
+        counters.op(Op::Fired);
+        match self.deadlines[kind] {
+            Some(deadline) if deadline <= now => counters.lateness(now.duration_since(deadline)),
+            _ => counters.early(),
+        }
+        if self.deadlines[kind].take().is_some() {
+            counters.live(-1);
+        }
+    }
+}
+
+fn deadlines(timing: &TimingManager, reliability: &ReliabilityLayer) -> [Option<Instant>; 5] {
+    [
+        timing.deadline(TimeoutEvent::IdleTimeout),
+        timing.deadline(TimeoutEvent::ConnectionTimeout),
+        timing.deadline(TimeoutEvent::PathValidationTimeout),
+        timing.deadline(TimeoutEvent::KeepAlive),
+        reliability.next_deadline(),
+    ]
+}
+
+/// A packet arrived at `now`: the timing side of it.
+fn receive(
+    timing: &mut TimingManager,
+    protocol: &mut Protocol,
+    rng: &mut SmallRng,
+    now: Instant,
+    migration: f64,
+) {
+    protocol.received += 1;
+    timing.on_packet_received(now);
+    if protocol.received == 1 {
+        // The peer's first packet completes the handshake.
+        timing.on_established();
+    }
+    if protocol.validating && rng.random_bool(0.5) {
+        timing.on_path_validated();
+        protocol.validating = false;
+    } else if !protocol.validating && rng.random_bool(migration) {
+        timing.start_path_validation(now, Duration::from_millis(500));
+        protocol.validating = true;
+    }
+    // The answer this connection sends.
+    timing.on_packet_sent(now);
+}
+
+/// The packet's reliability side: the peer's ack of earlier frames, and the answer frame.
+fn exchange(
+    reliability: &mut ReliabilityLayer,
+    protocol: &mut Protocol,
+    rng: &mut SmallRng,
+    now: Instant,
+    loss: f64,
+) {
+    let ack = protocol.ack(reliability.next_sequence());
+    reliability.on_ack(ack, now);
+    let sequence = reliability.on_frame_sent(Bytes::new(), now);
+    if rng.random_bool(loss) {
+        protocol.lost.push(sequence);
+    }
+}
+
+/// Handles what the layers reported at `now`; returns how the connection closes, if it does.
+fn settle(
+    results: &[TimeoutCheckResult],
+    protocol: &mut Protocol,
+    rng: &mut SmallRng,
+    now: Instant,
+    loss: f64,
+    counters: &Counters,
+) -> Option<Close> {
+    let mut close = None;
+    for result in results {
+        for event in &result.events {
+            match event {
+                LayerEvent::Timeout(kind) => {
+                    if let Some(index) = KINDS.iter().position(|k| k == kind) {
+                        protocol.fired(index, now, counters);
+                    }
+                    match kind {
+                        TimeoutEvent::IdleTimeout => close = Some(Close::Idle),
+                        TimeoutEvent::ConnectionTimeout => close = close.or(Some(Close::Handshake)),
+                        _ => {}
+                    }
+                }
+                _ => close = close.or(Some(Close::GaveUp)),
+            }
+        }
+        for frame in &result.frames_to_retransmit {
+            if !rng.random_bool(loss) {
+                protocol.lost.retain(|&sequence| sequence != frame.sequence);
+            }
+        }
+    }
+    close
+}
+
+/// What every connection of a run shares.
+pub struct Shared {
+    pub counters: Arc<Counters>,
+    pub loss: f64,
+    pub migration: f64,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Waits for the next packet; `false` when it was the run's end that woke the connection.
+async fn packet(slot: &Slot, shared: &Shared) -> bool {
+    slot.packet.notified().await;
+    !shared.stop.load(Ordering::Relaxed)
+}
+
+/// Runs connections in `slot` on the ticktock service until the run stops.
+pub async fn run_ticktock(
+    slot: Arc<Slot>,
+    handle: TimerHandle,
+    shared: Arc<Shared>,
+    mut rng: SmallRng,
+) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        shared.counters.opened();
+        let mut timeouts = LayeredTimeouts::new(handle.clone());
+        let now = timeouts.now();
+        let timing = timeouts.add_layer(TimingManager::new(timing_config(), now));
+        let reliability = timeouts.add_layer(ReliabilityLayer::new(reliability_config()));
+        let mut protocol = Protocol::new();
+        let snapshot = |timeouts: &LayeredTimeouts| match (
+            timeouts.layer(timing),
+            timeouts.layer(reliability),
+        ) {
+            (Some(t), Some(r)) => deadlines(t, r),
+            _ => [None; 5],
+        };
+        protocol.account(snapshot(&timeouts), &shared.counters);
+        let close = loop {
+            if shared.stop.load(Ordering::Relaxed) {
+                break None;
+            }
+            tokio::select! {
+                running = packet(&slot, &shared) => {
+                    if !running {
+                        break None;
+                    }
+                    let now = timeouts.now();
+                    shared.counters.packet();
+                    if let Some(mut layer) = timeouts.layer_mut(timing) {
+                        receive(&mut layer, &mut protocol, &mut rng, now, shared.migration);
+                    }
+                    if let Some(mut layer) = timeouts.layer_mut(reliability) {
+                        exchange(&mut layer, &mut protocol, &mut rng, now, shared.loss);
+                    }
+                }
+                results = timeouts.next_timeouts() => {
+                    let Ok(results) = results else { break None };
+                    let now = timeouts.now();
+                    if let Some(close) = settle(&results, &mut protocol, &mut rng, now, shared.loss, &shared.counters) {
+                        break Some(close);
+                    }
+                }
+            }
+            protocol.account(snapshot(&timeouts), &shared.counters);
+        };
+        protocol.account([None; 5], &shared.counters);
+        if close.is_none() {
+            break;
+        }
+        slot.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// One `Sleep` per timer kind.
+struct Sleeps {
+    sleeps: [Pin<Box<tokio::time::Sleep>>; 5],
+    armed: [bool; 5],
+}
+
+impl Sleeps {
+    fn new() -> Self {
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        Self {
+            sleeps: std::array::from_fn(|_| Box::pin(tokio::time::sleep_until(far))),
+            armed: [false; 5],
+        }
+    }
+
+    /// Resets each sleep whose deadline moved; forgets the unset ones.
+    fn follow(&mut self, deadlines: &[Option<Instant>; 5]) {
+        for (index, deadline) in deadlines.iter().enumerate() {
+            match deadline {
+                Some(deadline) => {
+                    if !self.armed[index] || self.sleeps[index].deadline() != *deadline {
+                        self.sleeps[index].as_mut().reset(*deadline);
+                    }
+                    self.armed[index] = true;
+                }
+                None => self.armed[index] = false,
+            }
+        }
+    }
+
+    /// Waits for the first armed sleep.
+    async fn next(&mut self) {
+        let armed = self.armed;
+        std::future::poll_fn(|cx| {
+            for (index, sleep) in self.sleeps.iter_mut().enumerate() {
+                if armed[index] && sleep.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// Runs connections in `slot` on tokio's timer until the run stops.
+pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) {
+    while !shared.stop.load(Ordering::Relaxed) {
+        shared.counters.opened();
+        let now = Instant::now();
+        let mut timing = TimingManager::new(timing_config(), now);
+        let mut reliability = ReliabilityLayer::new(reliability_config());
+        let mut protocol = Protocol::new();
+        let mut sleeps = Sleeps::new();
+        let current = deadlines(&timing, &reliability);
+        sleeps.follow(&current);
+        protocol.account(current, &shared.counters);
+        let close = loop {
+            if shared.stop.load(Ordering::Relaxed) {
+                break None;
+            }
+            tokio::select! {
+                running = packet(&slot, &shared) => {
+                    if !running {
+                        break None;
+                    }
+                    let now = Instant::now();
+                    shared.counters.packet();
+                    receive(&mut timing, &mut protocol, &mut rng, now, shared.migration);
+                    exchange(&mut reliability, &mut protocol, &mut rng, now, shared.loss);
+                }
+                () = sleeps.next() => {
+                    let now = Instant::now();
+                    let results = [timing.check_timeouts(now), reliability.check_timeouts(now)];
+                    if let Some(close) = settle(&results, &mut protocol, &mut rng, now, shared.loss, &shared.counters) {
+                        break Some(close);
+                    }
+                }
+            }
+            let current = deadlines(&timing, &reliability);
+            sleeps.follow(&current);
+            protocol.account(current, &shared.counters);
+        };
+        protocol.account([None; 5], &shared.counters);
+        if close.is_none() {
+            break;
+        }
+        slot.generation.fetch_add(1, Ordering::Release);
+    }
+}

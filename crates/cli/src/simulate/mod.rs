@@ -1,0 +1,526 @@
+//! `ticktock simulate`: a protocol endpoint's timer load on the real timer service and the real
+//! clock, on ticktock or on tokio's own timers, side by side.
+//!
+//! C connections (tokio tasks, as a server has) each keep five timers through the sans-IO
+//! layers — idle, handshake, path validation, keep-alive ([`ticktock::TimingManager`]) and the
+//! RTO ([`ticktock::ReliabilityLayer`]) — and wait on them and on their "socket" (a wake-up
+//! from the traffic generator, [`traffic`]). On ticktock the layers sit in a
+//! [`ticktock::LayeredTimeouts`] (one service registration per connection); on tokio each kind
+//! has its own `Sleep`, reset when its deadline moves ([`connection`]). The protocol logic, the
+//! traffic and the counting are shared, so the two runs differ only in their timers.
+
+pub mod connection;
+pub mod html;
+pub mod metrics_http;
+pub mod results;
+pub mod stats;
+pub mod traffic;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use ticktock::{Clock, TimerService};
+
+use self::connection::Shared;
+use self::results::{Backend, Sample, SimResult};
+use self::stats::Counters;
+use self::traffic::{Slot, Traffic};
+use crate::bench::service::CpuReading;
+use crate::error::CliError;
+
+/// What a run simulates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Connections kept open (a closed one is replaced at once).
+    pub connections: usize,
+    /// How long each backend runs.
+    pub duration: Duration,
+    /// The traffic model.
+    pub traffic: Traffic,
+}
+
+/// Largest connection count accepted (memory: about 1.5 KiB per connection).
+pub const MAX_CONNECTIONS: usize = 2_000_000;
+
+impl SimConfig {
+    /// Checks that the settings make sense.
+    ///
+    /// # Errors
+    /// [`CliError::Invalid`] naming the setting.
+    pub fn validate(&self) -> Result<(), CliError> {
+        let invalid = |what: String| Err(CliError::Invalid(what));
+        if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
+            return invalid(format!(
+                "--connections must be 1..={MAX_CONNECTIONS}, got {}",
+                self.connections
+            ));
+        }
+        if self.duration < Duration::from_millis(100) || self.duration > Duration::from_secs(3600) {
+            return invalid(format!(
+                "--duration must be 100ms..=1h, got {:?}",
+                self.duration
+            ));
+        }
+        let traffic = &self.traffic;
+        if !(traffic.packet_rate > 0.0 && traffic.packet_rate <= 10_000.0) {
+            return invalid(format!(
+                "--packet-rate must be in (0, 10000] packets/s, got {}",
+                traffic.packet_rate
+            ));
+        }
+        if !(0.0..=0.5).contains(&traffic.loss) {
+            return invalid(format!("--loss must be in [0, 0.5], got {}", traffic.loss));
+        }
+        if !(0.0..=1.0).contains(&traffic.migration) {
+            return invalid(format!(
+                "--migration must be in [0, 1], got {}",
+                traffic.migration
+            ));
+        }
+        if traffic.lifetime < Duration::from_millis(10) {
+            return invalid(format!(
+                "--lifetime must be at least 10ms, got {:?}",
+                traffic.lifetime
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Resident memory of the process right now, from /proc (0 where unavailable).
+fn resident_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Heap bytes per connection of the backend's timer state alone, measured with the counting
+/// allocator over `count` connections (inline sizes added): for ticktock a
+/// `LayeredTimeouts` with its registration filed in the wheel, for tokio five boxed `Sleep`s,
+/// each registered.
+fn timer_bytes_per_connection(backend: Backend, handle: &ticktock::TimerHandle) -> f64 {
+    const COUNT: usize = 10_000;
+    let noop = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(noop);
+    let (heap, inline) = match backend {
+        Backend::Ticktock => {
+            let mut all: Vec<ticktock::LayeredTimeouts> = Vec::with_capacity(COUNT);
+            let reserved = crate::alloc_counter::live_bytes();
+            for _ in 0..COUNT {
+                let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
+                let _ = timeouts.poll_timeouts(&mut cx);
+                all.push(timeouts);
+            }
+            let heap = crate::alloc_counter::live_bytes().saturating_sub(reserved);
+            drop(all);
+            (heap, std::mem::size_of::<ticktock::LayeredTimeouts>())
+        }
+        Backend::Tokio => {
+            let mut all: Vec<[std::pin::Pin<Box<tokio::time::Sleep>>; 5]> =
+                Vec::with_capacity(COUNT);
+            let reserved = crate::alloc_counter::live_bytes();
+            for _ in 0..COUNT {
+                let mut sleeps: [std::pin::Pin<Box<tokio::time::Sleep>>; 5] =
+                    std::array::from_fn(|_| Box::pin(tokio::time::sleep(Duration::from_secs(60))));
+                for sleep in &mut sleeps {
+                    let _ = std::future::Future::poll(sleep.as_mut(), &mut cx);
+                }
+                all.push(sleeps);
+            }
+            let heap = crate::alloc_counter::live_bytes().saturating_sub(reserved);
+            drop(all);
+            (
+                heap,
+                5 * std::mem::size_of::<std::pin::Pin<Box<tokio::time::Sleep>>>(),
+            )
+        }
+    };
+    heap as f64 / COUNT as f64 + inline as f64
+}
+
+/// Runs one backend for `config.duration`, with a live progress line when `progress`.
+fn run_backend(
+    runtime: &tokio::runtime::Runtime,
+    config: &SimConfig,
+    backend: Backend,
+    progress: bool,
+) -> Result<SimResult, CliError> {
+    let _context = runtime.enter();
+    let service = TimerService::builder()
+        .clock(Clock::System)
+        .shards(2)
+        .capacity_per_shard(config.connections / 2 + 1)
+        .start()?;
+    let handle = service.handle();
+    let timer_bytes = timer_bytes_per_connection(backend, &handle);
+    let counters = Arc::new(Counters::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared {
+        counters: Arc::clone(&counters),
+        loss: config.traffic.loss,
+        migration: config.traffic.migration,
+        stop: Arc::clone(&stop),
+    });
+    let slots: Arc<Vec<Arc<Slot>>> = Arc::new(
+        (0..config.connections)
+            .map(|_| Arc::new(Slot::default()))
+            .collect(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, slot) in slots.iter().enumerate() {
+        let rng = SmallRng::seed_from_u64(config.traffic.seed ^ (index as u64) << 20);
+        let (slot, shared) = (Arc::clone(slot), Arc::clone(&shared));
+        match backend {
+            Backend::Ticktock => {
+                tasks.spawn(connection::run_ticktock(slot, handle.clone(), shared, rng));
+            }
+            Backend::Tokio => {
+                tasks.spawn(connection::run_tokio(slot, shared, rng));
+            }
+        }
+    }
+    // Let every connection register its first timers before the clock starts.
+    runtime.block_on(async {
+        while counters.opened_total() < config.connections as u64 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let rss_after_setup = resident_bytes("VmRSS:");
+    let generator = std::thread::Builder::new()
+        .name("traffic".into())
+        .spawn({
+            let (slots, stop, traffic) = (Arc::clone(&slots), Arc::clone(&stop), config.traffic);
+            move || traffic::generate(&slots, traffic, &stop)
+        })
+        .map_err(CliError::Thread)?;
+    let bar = if progress {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
+        bar.set_style(style);
+    }
+    let cpu_start = CpuReading::now()?;
+    let start = Instant::now();
+    let ops_start = counters.ops().total();
+    let samples = runtime.block_on(sample(
+        &counters,
+        &handle,
+        start,
+        config.duration,
+        &bar,
+        backend,
+    ));
+    let wall = start.elapsed();
+    let cpu = CpuReading::now()?.since(&cpu_start);
+    let measured_ops = counters.ops().total().saturating_sub(ops_start);
+    bar.finish_and_clear();
+    stop.store(true, Ordering::Relaxed);
+    let packets_offered = generator.join().map_err(|_| CliError::GeneratorPanicked)?;
+    for slot in slots.iter() {
+        slot.packet.notify_one();
+    }
+    runtime.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    });
+    tasks.abort_all();
+    // Read once every connection stopped, so the counts agree with each other.
+    let ops = counters.ops();
+    let (lateness, lateness_buckets) = counters.lateness_summary();
+    let wall_s = wall.as_secs_f64();
+    Ok(SimResult {
+        backend: Some(backend),
+        connections: config.connections as u64,
+        connections_opened: counters.opened_total(),
+        packets_offered,
+        packets: counters.packets(),
+        wall_s,
+        ops,
+        ops_per_sec: measured_ops as f64 / wall_s.max(1e-9),
+        lateness,
+        lateness_buckets,
+        cpu_s: cpu.as_secs_f64(),
+        cpu_ns_per_op: cpu.as_nanos() as f64 / measured_ops.max(1) as f64,
+        peak_rss_bytes: rss_after_setup.max(resident_bytes("VmHWM:")),
+        timer_bytes_per_connection: timer_bytes,
+        samples,
+    })
+}
+
+/// Samples the counters every 250 ms for `duration`, updating the progress line.
+async fn sample(
+    counters: &Counters,
+    handle: &ticktock::TimerHandle,
+    start: Instant,
+    duration: Duration,
+    bar: &ProgressBar,
+    backend: Backend,
+) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut last = (0.0, counters.ops().total());
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let t_s = start.elapsed().as_secs_f64();
+        let ops = counters.ops();
+        let total = ops.total();
+        let interval = (t_s - last.0).max(1e-9);
+        let sample = Sample {
+            t_s,
+            ops_per_sec: total.saturating_sub(last.1) as f64 / interval,
+            live_timers: counters.live_timers(),
+            fired: ops.fired,
+            connections: 0,
+        };
+        last = (t_s, total);
+        let (lateness, _) = counters.lateness_summary();
+        // Keeps the service's gauges fresh for a `--metrics` scraper.
+        metrics_http::publish_service_stats(handle);
+        bar.set_message(format!(
+            "{}: {:.0} timer ops/s, {} live timers, {} fired, p99 lateness {:.0} µs, {} early",
+            backend.name(),
+            sample.ops_per_sec,
+            sample.live_timers,
+            sample.fired,
+            lateness.p99_us,
+            lateness.early,
+        ));
+        bar.tick();
+        if t_s > 0.0 {
+            samples.push(sample);
+        }
+        if start.elapsed() >= duration {
+            return samples;
+        }
+    }
+}
+
+/// Runs the simulation for each backend in `backends`, in turn.
+///
+/// # Errors
+/// A runtime or service that cannot start, or a generator that panicked.
+pub fn run(
+    config: &SimConfig,
+    backends: &[Backend],
+    progress: bool,
+) -> Result<Vec<SimResult>, CliError> {
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let mut results = Vec::new();
+    for &backend in backends {
+        results.push(run_backend(&runtime, config, backend, progress)?);
+    }
+    Ok(results)
+}
+
+/// Writes the results as a markdown table, with ratios when there are two.
+///
+/// # Errors
+/// Output errors.
+pub fn write_table(
+    out: &mut impl Write,
+    config: &SimConfig,
+    results: &[SimResult],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "ticktock simulate · {} · {} connections · {:?} per backend · {} packets/s each, loss {}, lifetime {:?}\n",
+        crate::report::machine(),
+        config.connections,
+        config.duration,
+        config.traffic.packet_rate,
+        config.traffic.loss,
+        config.traffic.lifetime,
+    )?;
+    let name = |r: &SimResult| r.backend.map_or("?", Backend::name);
+    write!(out, "| measure |")?;
+    for result in results {
+        write!(out, " {} |", name(result))?;
+    }
+    if results.len() == 2 {
+        write!(out, " ratio |")?;
+    }
+    writeln!(out)?;
+    write!(out, "|---|")?;
+    for _ in 0..results.len() + usize::from(results.len() == 2) {
+        write!(out, "---:|")?;
+    }
+    writeln!(out)?;
+    type Row = (&'static str, fn(&SimResult) -> f64, bool);
+    let rows: [Row; 17] = [
+        ("timer ops/s", |r| r.ops_per_sec, true),
+        ("  armed", |r| r.ops.armed as f64, false),
+        ("  postponed", |r| r.ops.postponed as f64, false),
+        ("  advanced", |r| r.ops.advanced as f64, false),
+        ("  cancelled", |r| r.ops.cancelled as f64, false),
+        ("  fired", |r| r.ops.fired as f64, false),
+        ("packets offered", |r| r.packets_offered as f64, false),
+        ("packets processed", |r| r.packets as f64, false),
+        ("connections opened", |r| r.connections_opened as f64, false),
+        ("lateness p50 (µs)", |r| r.lateness.p50_us, false),
+        ("lateness p99 (µs)", |r| r.lateness.p99_us, false),
+        ("lateness max (µs)", |r| r.lateness.max_us, false),
+        ("early fires", |r| r.lateness.early as f64, false),
+        ("CPU (s)", |r| r.cpu_s, false),
+        ("CPU ns per timer op", |r| r.cpu_ns_per_op, false),
+        (
+            "timer state bytes per connection",
+            |r| r.timer_bytes_per_connection,
+            false,
+        ),
+        (
+            "peak RSS (MiB)",
+            |r| r.peak_rss_bytes as f64 / 1_048_576.0,
+            false,
+        ),
+    ];
+    for (label, value, higher_is_better) in rows {
+        write!(out, "| {label} |")?;
+        for result in results {
+            write!(out, " {:.1} |", value(result))?;
+        }
+        if let [ticktock, tokio] = results {
+            let (a, b) = (value(ticktock), value(tokio));
+            let ratio = if higher_is_better { a / b } else { b / a };
+            if ratio.is_finite()
+                && !label.starts_with("  ")
+                && !label.starts_with("packets")
+                && label != "connections opened"
+                && label != "early fires"
+            {
+                write!(out, " {ratio:.2}× |")?;
+            } else {
+                write!(out, " |")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "\nratio: in ticktock's favour above 1 (ticktock / tokio for ops/s, tokio / ticktock for costs). \
+         Timer operations are what the protocol asked for (the same traffic asks for the same ones on \
+         either backend); CPU is the whole process's, traffic generator included."
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> SimConfig {
+        SimConfig {
+            connections: 500,
+            duration: Duration::from_millis(600),
+            traffic: Traffic {
+                packet_rate: 50.0,
+                loss: 0.05,
+                lifetime: Duration::from_millis(300),
+                migration: 0.05,
+                seed: 7,
+            },
+        }
+    }
+
+    #[test]
+    fn both_backends_run_the_same_traffic_with_figures_that_add_up() {
+        let config = tiny();
+        let results = run(&config, &[Backend::Ticktock, Backend::Tokio], false).expect("run");
+        assert_eq!(results.len(), 2);
+        for result in &results {
+            let name = result.backend.map_or("?", Backend::name);
+            assert_eq!(result.lateness.early, 0, "{name} fired early");
+            assert!(result.packets > 0, "{name}: no traffic");
+            assert!(
+                result.ops.postponed > 0 && result.ops.armed > 0,
+                "{name}: {:?}",
+                result.ops
+            );
+            // Quiet connections close on their idle timeout and are replaced.
+            assert!(result.ops.fired > 0, "{name}: nothing fired");
+            assert!(result.connections_opened >= config.connections as u64);
+            assert_eq!(
+                result.lateness.count,
+                result.ops.fired - result.lateness.early
+            );
+            assert!(result.lateness.p50_us <= result.lateness.p99_us);
+            assert!(result.lateness.p99_us <= result.lateness.max_us);
+            assert!(!result.samples.is_empty());
+            assert!(result.ops_per_sec > 0.0 && result.cpu_ns_per_op > 0.0);
+            assert!(result.timer_bytes_per_connection > 0.0);
+        }
+        let mut table = Vec::new();
+        write_table(&mut table, &config, &results).expect("table");
+        let table = String::from_utf8(table).expect("utf-8");
+        assert!(
+            table.contains("| measure | ticktock | tokio | ratio |"),
+            "{table}"
+        );
+        let html = html::render(&results, "test", "ticktock simulate", "machine");
+        for id in ["lateness", "ops-over-time", "live-timers", "comparison"] {
+            assert!(html.contains(&format!("id=\"{id}\"")), "chart {id} missing");
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_one_line_errors() {
+        let mut bad = Vec::new();
+        let mut config = tiny();
+        config.connections = 0;
+        bad.push(config.clone());
+        config.connections = MAX_CONNECTIONS + 1;
+        bad.push(config.clone());
+        let mut config = tiny();
+        config.duration = Duration::from_millis(1);
+        bad.push(config.clone());
+        for (packet_rate, loss, migration) in [
+            (0.0, 0.0, 0.0),
+            (f64::NAN, 0.0, 0.0),
+            (1.0, 0.9, 0.0),
+            (1.0, -0.1, 0.0),
+            (1.0, 0.0, 2.0),
+        ] {
+            let mut config = tiny();
+            config.traffic.packet_rate = packet_rate;
+            config.traffic.loss = loss;
+            config.traffic.migration = migration;
+            bad.push(config);
+        }
+        let mut config = tiny();
+        config.traffic.lifetime = Duration::ZERO;
+        bad.push(config);
+        for config in bad {
+            match config.validate() {
+                Err(CliError::Invalid(message)) => {
+                    assert!(
+                        message.starts_with("--") && !message.contains('\n'),
+                        "{message}"
+                    );
+                }
+                other => panic!("{config:?} accepted: {other:?}"),
+            }
+        }
+        assert!(tiny().validate().is_ok());
+    }
+}

@@ -1,0 +1,114 @@
+//! What a simulation run measured: one [`SimResult`] per backend.
+
+use serde::Serialize;
+
+/// Which timers carry the connections' timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `LayeredTimeouts` on the ticktock timer service: one registration per connection.
+    Ticktock,
+    /// tokio's own timer: one `Sleep` per timer kind per connection, reset when its deadline
+    /// moves (as quinn re-arms its timers).
+    Tokio,
+}
+
+impl Backend {
+    /// Name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ticktock => "ticktock",
+            Self::Tokio => "tokio",
+        }
+    }
+}
+
+/// Timer operations the protocol logic asked for, by kind (the same traffic asks for the same
+/// operations on either backend).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OpCounts {
+    /// A timer set where none was.
+    pub armed: u64,
+    /// A timer moved later (the idle and keep-alive timers on every packet).
+    pub postponed: u64,
+    /// A timer moved earlier.
+    pub advanced: u64,
+    /// A timer stopped before it fired (the RTO when everything is acked).
+    pub cancelled: u64,
+    /// A timer that fired.
+    pub fired: u64,
+}
+
+impl OpCounts {
+    /// All operations.
+    pub fn total(&self) -> u64 {
+        self.armed + self.postponed + self.advanced + self.cancelled + self.fired
+    }
+}
+
+/// Quantiles of fire lateness, in µs (deadline to the connection handling the timeout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Lateness {
+    /// Fires measured.
+    pub count: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Fires observed before their deadline (must be 0).
+    pub early: u64,
+}
+
+/// One point of the time series taken while the run lasts (about every 250 ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Seconds since the start of the run.
+    pub t_s: f64,
+    /// Timer operations per second over the last interval.
+    pub ops_per_sec: f64,
+    /// Timers set at that moment, over all connections and kinds.
+    pub live_timers: u64,
+    /// Fires so far.
+    pub fired: u64,
+    /// Connections open at that moment.
+    pub connections: u64,
+}
+
+/// Everything one backend's run measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SimResult {
+    /// The backend.
+    pub backend: Option<Backend>,
+    /// Connections open at the start (the traffic model keeps about this many).
+    pub connections: u64,
+    /// Connections opened over the run (arrivals included).
+    pub connections_opened: u64,
+    /// Packets the traffic generator delivered.
+    pub packets_offered: u64,
+    /// Packets the connections processed (fewer than offered when a connection fell behind:
+    /// wake-ups for one connection coalesce).
+    pub packets: u64,
+    /// Wall time of the measured part, in seconds.
+    pub wall_s: f64,
+    /// Timer operations by kind.
+    pub ops: OpCounts,
+    /// Timer operations per second of wall time.
+    pub ops_per_sec: f64,
+    /// Fire lateness.
+    pub lateness: Lateness,
+    /// Lateness histogram: (upper bound in µs, fires in that bucket), buckets doubling.
+    pub lateness_buckets: Vec<(f64, u64)>,
+    /// Process CPU time (user + system) over the measured part, in seconds.
+    pub cpu_s: f64,
+    /// CPU nanoseconds per timer operation.
+    pub cpu_ns_per_op: f64,
+    /// Peak resident memory of the process, in bytes (VmHWM; 0 where unavailable).
+    pub peak_rss_bytes: u64,
+    /// Memory of the timer state per connection, in bytes: heap (counted by the allocator) and
+    /// inline size of the backend's per-connection timer objects.
+    pub timer_bytes_per_connection: f64,
+    /// Time series.
+    pub samples: Vec<Sample>,
+}

@@ -1,0 +1,91 @@
+//! The traffic model: when each connection receives packets, which frames are lost, and how
+//! connections come and go. The same seeded model drives either backend.
+//!
+//! A generator thread keeps the next packet time of every connection in a `TimerWheel` (1 ms
+//! ticks) and, each millisecond, wakes the connections whose packet is due (a `Notify` each, as
+//! a socket's readiness would). Inter-packet gaps are exponential around `1 / packet_rate`.
+//! A connection stops receiving packets after its lifetime (exponential around `lifetime`):
+//! it then goes quiet and is closed by its idle timeout, and its slot opens a new connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use ticktock_wheel::TimerWheel;
+use tokio::sync::Notify;
+
+/// The traffic settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Traffic {
+    /// Packets per second each connection receives while active.
+    pub packet_rate: f64,
+    /// Share of sent frames that are lost (their ack never comes: the RTO fires).
+    pub loss: f64,
+    /// Mean time a connection receives traffic before it goes quiet.
+    pub lifetime: Duration,
+    /// Share of packets that start a path validation (a migration).
+    pub migration: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+/// A connection slot the generator wakes: the slot's current generation (a new connection in
+/// the slot bumps it) and its wake-up.
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// Set by the generator when a packet is due.
+    pub packet: Notify,
+    /// Bumped when the slot's connection closes; the generator then schedules the next one.
+    pub generation: AtomicU32,
+}
+
+/// Draws an exponential gap with the given mean.
+pub fn exponential(rng: &mut SmallRng, mean: Duration) -> Duration {
+    let uniform: f64 = rng.random_range(f64::EPSILON..1.0);
+    mean.mul_f64(-uniform.ln())
+}
+
+/// Runs the generator on the current thread until `stop`; returns the packets it delivered.
+pub fn generate(slots: &[Arc<Slot>], traffic: Traffic, stop: &AtomicBool) -> u64 {
+    let mut rng = SmallRng::seed_from_u64(traffic.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let start = Instant::now();
+    let ms = |at: Instant| at.saturating_duration_since(start).as_millis() as u64;
+    let gap = Duration::from_secs_f64(1.0 / traffic.packet_rate.max(1e-9));
+    // Per slot: (generation seen, when its connection goes quiet).
+    let mut seen: Vec<(u32, u64)> = Vec::with_capacity(slots.len());
+    let mut wheel = TimerWheel::with_capacity(slots.len());
+    for (index, _) in slots.iter().enumerate() {
+        let quiet = ms(start + exponential(&mut rng, traffic.lifetime));
+        seen.push((0, quiet));
+        wheel.insert(ms(start + exponential(&mut rng, gap)), index as u32);
+    }
+    let mut due = Vec::new();
+    let mut delivered = 0;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1));
+        let now = ms(Instant::now());
+        wheel.poll(now, &mut due);
+        for index in due.drain(..) {
+            let slot = &slots[index as usize];
+            let entry = &mut seen[index as usize];
+            let generation = slot.generation.load(Ordering::Acquire);
+            if generation != entry.0 {
+                // A new connection in this slot: it gets its own lifetime.
+                *entry = (
+                    generation,
+                    now + ms(start + exponential(&mut rng, traffic.lifetime)),
+                );
+            }
+            if now < entry.1 {
+                slot.packet.notify_one();
+                delivered += 1;
+            }
+            // Quiet connections are looked at again later, to notice a new one in the slot.
+            let next = now + 1 + ms(start + exponential(&mut rng, gap));
+            wheel.insert(next, index);
+        }
+    }
+    delivered
+}

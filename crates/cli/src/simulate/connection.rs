@@ -136,12 +136,18 @@ impl Protocol {
     }
 }
 
+/// The timing layer's four deadlines, in `KINDS` order.
+fn timing_deadlines(timing: &TimingManager) -> [Option<Instant>; 4] {
+    [0, 1, 2, 3].map(|kind| timing.deadline(KINDS[kind]))
+}
+
 fn deadlines(timing: &TimingManager, reliability: &ReliabilityLayer) -> [Option<Instant>; 5] {
+    let [idle, handshake, path, keep_alive] = timing_deadlines(timing);
     [
-        timing.deadline(TimeoutEvent::IdleTimeout),
-        timing.deadline(TimeoutEvent::ConnectionTimeout),
-        timing.deadline(TimeoutEvent::PathValidationTimeout),
-        timing.deadline(TimeoutEvent::KeepAlive),
+        idle,
+        handshake,
+        path,
+        keep_alive,
         reliability.next_deadline(),
     ]
 }
@@ -250,14 +256,13 @@ pub async fn run_ticktock(
         let timing = timeouts.add_layer(TimingManager::new(timing_config(), now));
         let reliability = timeouts.add_layer(ReliabilityLayer::new(reliability_config()));
         let mut protocol = Protocol::new();
-        let snapshot = |timeouts: &LayeredTimeouts| match (
-            timeouts.layer(timing),
-            timeouts.layer(reliability),
-        ) {
-            (Some(t), Some(r)) => deadlines(t, r),
-            _ => [None; 5],
-        };
-        protocol.account(snapshot(&timeouts), &shared.counters);
+        // The deadlines as of the last event, read through the guards that changed them (or,
+        // after a check, from the layers), so no event pays for extra layer look-ups.
+        let mut current = [None; 5];
+        if let (Some(t), Some(r)) = (timeouts.layer(timing), timeouts.layer(reliability)) {
+            current = deadlines(t, r);
+        }
+        protocol.account(current, &shared.counters);
         let close = loop {
             if shared.stop.load(Ordering::Relaxed) {
                 break None;
@@ -271,9 +276,11 @@ pub async fn run_ticktock(
                     shared.counters.packet();
                     if let Some(mut layer) = timeouts.layer_mut(timing) {
                         receive(&mut layer, &mut protocol, &mut rng, now, shared.migration);
+                        current[..4].copy_from_slice(&timing_deadlines(&layer));
                     }
                     if let Some(mut layer) = timeouts.layer_mut(reliability) {
                         exchange(&mut layer, &mut protocol, &mut rng, now, shared.loss);
+                        current[4] = layer.next_deadline();
                     }
                 }
                 results = timeouts.next_timeouts() => {
@@ -282,9 +289,12 @@ pub async fn run_ticktock(
                     if let Some(close) = settle(&results, &mut protocol, &mut rng, now, shared.loss, &shared.counters) {
                         break Some(close);
                     }
+                    if let (Some(t), Some(r)) = (timeouts.layer(timing), timeouts.layer(reliability)) {
+                        current = deadlines(t, r);
+                    }
                 }
             }
-            protocol.account(snapshot(&timeouts), &shared.counters);
+            protocol.account(current, &shared.counters);
         };
         protocol.account([None; 5], &shared.counters);
         if close.is_none() {

@@ -107,10 +107,11 @@ fn resident_bytes(field: &str) -> u64 {
 }
 
 /// Heap bytes per connection of the backend's timer state alone, measured with the counting
-/// allocator over `count` connections (inline sizes added): for ticktock a
-/// `LayeredTimeouts` with its registration filed in the wheel, for tokio five boxed `Sleep`s,
-/// each registered.
-fn timer_bytes_per_connection(backend: Backend, handle: &ticktock::TimerHandle) -> f64 {
+/// allocator over `COUNT` connections (inline sizes added): for ticktock a
+/// `LayeredTimeouts` with its registration filed in the wheel of a one-shard service sized for
+/// them (the service is counted too), for tokio five boxed `Sleep`s, each registered (tokio's
+/// wheel is the runtime's and not counted).
+fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
     const COUNT: usize = 10_000;
     let noop = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(noop);
@@ -118,6 +119,12 @@ fn timer_bytes_per_connection(backend: Backend, handle: &ticktock::TimerHandle) 
         Backend::Ticktock => {
             let mut all: Vec<ticktock::LayeredTimeouts> = Vec::with_capacity(COUNT);
             let reserved = crate::alloc_counter::live_bytes();
+            let service = TimerService::builder()
+                .clock(Clock::System)
+                .shards(1)
+                .capacity_per_shard(COUNT)
+                .start()?;
+            let handle = service.handle();
             for _ in 0..COUNT {
                 let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
                 let _ = timeouts.poll_timeouts(&mut cx);
@@ -147,7 +154,7 @@ fn timer_bytes_per_connection(backend: Backend, handle: &ticktock::TimerHandle) 
             )
         }
     };
-    heap as f64 / COUNT as f64 + inline as f64
+    Ok(heap as f64 / COUNT as f64 + inline as f64)
 }
 
 /// Runs one backend for `config.duration`, with a live progress line when `progress`.
@@ -155,6 +162,7 @@ fn run_backend(
     runtime: &tokio::runtime::Runtime,
     config: &SimConfig,
     backend: Backend,
+    timer_bytes: f64,
     progress: bool,
 ) -> Result<SimResult, CliError> {
     let _context = runtime.enter();
@@ -164,7 +172,6 @@ fn run_backend(
         .capacity_per_shard(config.connections / 2 + 1)
         .start()?;
     let handle = service.handle();
-    let timer_bytes = timer_bytes_per_connection(backend, &handle);
     let counters = Arc::new(Counters::new());
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
@@ -327,9 +334,24 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
+    // Measured up front, while nothing else in the process allocates or frees (a previous
+    // run's connections winding down would skew the allocator's count).
+    let timer_bytes = {
+        let _context = runtime.enter();
+        backends
+            .iter()
+            .map(|&backend| timer_bytes_per_connection(backend))
+            .collect::<Result<Vec<f64>, CliError>>()?
+    };
     let mut results = Vec::new();
-    for &backend in backends {
-        results.push(run_backend(&runtime, config, backend, progress)?);
+    for (&backend, timer_bytes) in backends.iter().zip(timer_bytes) {
+        results.push(run_backend(
+            &runtime,
+            config,
+            backend,
+            timer_bytes,
+            progress,
+        )?);
     }
     Ok(results)
 }

@@ -17,8 +17,15 @@
 //! - **A batch** runs the handler with panics caught, answers each caller as soon as it
 //!   finishes, records its timings, and frees its slot (the permit is dropped even if the
 //!   handler panicked).
-//! - **Deadlines** are the caller's: it races its reply against a sleep on the timer service,
-//!   so a request times out at its deadline, not when the next batch forms.
+//! - **Deadlines** fire on the timer service, so a request times out at its deadline, not when
+//!   the next batch forms. A deadline given per call is the caller's: it races its reply
+//!   against a sleep of its own. The batcher's default deadline is the same `Duration` for
+//!   every request, so those deadlines come in arrival order: the queue keeps them in one FIFO
+//!   (see `queue`), and one task, the deadline task, sleeps until the earliest and times out
+//!   what is due (under the state lock, as the dispatcher drops expired requests), then sleeps
+//!   until the next. A request thus costs the timer service nothing, instead of an insert and a
+//!   cancel under a shard lock; a push into the FIFO never moves its earliest deadline sooner,
+//!   so only a push into an empty FIFO wakes the task.
 //! - **Outcomes** are counted once each: by the batch for replies it delivered, by the caller
 //!   for a timeout it observed itself or for giving up (a future dropped while waiting).
 //! - **Shutdown**: admission stops, the dispatcher runs what is queued without waiting for
@@ -111,6 +118,9 @@ struct State<Req, Resp, E> {
     queue: BatchQueue<Pending<Req, Resp, E>>,
     admitted: u64,
     shutting_down: bool,
+    /// The deadline task waits with no deadline armed: the next default-deadline request must
+    /// wake it.
+    deadline_task_parked: bool,
 }
 
 type Handler<Req, Resp, E> = Box<
@@ -130,6 +140,9 @@ struct Shared<Req, Resp, E> {
     slots: Arc<Semaphore>,
     /// Wakes the dispatcher: a request arrived, or shutdown began.
     arrivals: Notify,
+    /// Wakes the deadline task: a default deadline entered an empty FIFO, or shutdown began or
+    /// ended.
+    deadline_wake: Notify,
     /// Set once the dispatcher has drained everything after shutdown.
     finished: AtomicBool,
     finished_notify: Notify,
@@ -159,6 +172,7 @@ impl<Req, Resp, E> Shared<Req, Resp, E> {
         // Callers waiting for queue space get `Shutdown`; the queued ones still run.
         self.space.close();
         self.arrivals.notify_one();
+        self.deadline_wake.notify_one();
     }
 }
 
@@ -257,18 +271,25 @@ where
             timer,
             runtime,
         } = builder.resolve()?;
+        // Requests that use the default deadline leave it to the queue and the deadline task.
+        let queue = settings
+            .default_deadline
+            .and_then(|deadline| BatchQueue::with_default_deadline(timer.now(), deadline));
+        let deadline_task = queue.is_some();
         let shared = Arc::new(Shared {
             settings,
             weigher,
             handler: Box::new(move |requests| handler(requests).boxed()),
             state: Mutex::new(State {
-                queue: BatchQueue::default(),
+                queue: queue.unwrap_or_default(),
                 admitted: 0,
                 shutting_down: false,
+                deadline_task_parked: false,
             }),
             space: Arc::new(Semaphore::new(settings.queue_capacity)),
             slots: Arc::new(Semaphore::new(settings.max_concurrent_batches)),
             arrivals: Notify::new(),
+            deadline_wake: Notify::new(),
             finished: AtomicBool::new(false),
             finished_notify: Notify::new(),
             handles: AtomicUsize::new(1),
@@ -276,7 +297,8 @@ where
             recorder: Recorder::new(settings.name),
             started: std::time::Instant::now(),
         });
-        runtime.spawn(dispatch(Arc::clone(&shared), runtime.clone()));
+        let deadlines = deadline_task.then(|| runtime.spawn(expire_deadlines(Arc::clone(&shared))));
+        runtime.spawn(dispatch(Arc::clone(&shared), runtime.clone(), deadlines));
         Ok(Self { shared })
     }
 
@@ -368,13 +390,13 @@ where
             .and_then(|deadline| arrived.checked_add(deadline));
         let claim_state = Arc::new(AtomicU8::new(QUEUED));
         let (reply, answer) = oneshot::channel();
-        {
+        let (queue_keeps_deadline, wake_deadline_task) = {
             let mut state = shared.state();
             if state.shutting_down {
                 drop(state);
                 return reject(BatchError::Shutdown, Outcome::Shutdown);
             }
-            state.queue.push(
+            let queue_keeps_deadline = state.queue.push(
                 options.priority.lane(),
                 Waiting {
                     item: Pending {
@@ -388,11 +410,17 @@ where
                     arrived,
                     deadline,
                 },
+                options.deadline.is_none(),
             );
             state.admitted += 1;
             recorder.depth(shared.waiting());
-        }
+            let wake = queue_keeps_deadline && std::mem::take(&mut state.deadline_task_parked);
+            (queue_keeps_deadline, wake)
+        };
         shared.arrivals.notify_one();
+        if wake_deadline_task {
+            shared.deadline_wake.notify_one();
+        }
         let mut waiting = CallWait {
             recorder,
             space: &shared.space,
@@ -400,7 +428,8 @@ where
             claim: claim_state,
             settled: false,
         };
-        if let Some(deadline) = deadline {
+        // A default deadline the queue keeps is timed out by the deadline task, through `answer`.
+        if let Some(deadline) = deadline.filter(|_| !queue_keeps_deadline) {
             tokio::select! {
                 biased;
                 reply = &mut waiting.answer => {
@@ -455,9 +484,14 @@ where
     }
 }
 
-/// The dispatcher task; see the [module documentation](self).
-async fn dispatch<Req, Resp, E>(shared: Arc<Shared<Req, Resp, E>>, runtime: tokio::runtime::Handle)
-where
+/// The dispatcher task; see the [module documentation](self). `deadlines` is the deadline
+/// task, if there is one: the dispatcher reports done only after it has stopped, so nothing is
+/// answered after `shutdown` returns.
+async fn dispatch<Req, Resp, E>(
+    shared: Arc<Shared<Req, Resp, E>>,
+    runtime: tokio::runtime::Handle,
+    deadlines: Option<tokio::task::JoinHandle<()>>,
+) where
     Req: Send + 'static,
     Resp: Send + 'static,
     E: Send + Sync + 'static,
@@ -537,8 +571,60 @@ where
     // Every queued request was handed to a batch; wait for the running ones.
     let all = u32::try_from(shared.settings.max_concurrent_batches).unwrap_or(u32::MAX);
     let _ = shared.slots.acquire_many(all).await;
+    // The queue is empty and admission closed: the deadline task has nothing left to wait for.
+    if let Some(deadlines) = deadlines {
+        shared.deadline_wake.notify_one();
+        let _ = deadlines.await;
+    }
     shared.finished.store(true, Ordering::Release);
     shared.finished_notify.notify_waiters();
+}
+
+/// The deadline task: times out the requests that wait under the batcher's default deadline,
+/// at their deadline, with one timer-service sleep at a time (see the [module
+/// documentation](self)). Stops once the batcher shuts down and the queue keeps no deadline,
+/// or if the timer service stops (the dispatcher still drops requests that expire in the
+/// queue, as it does for every deadline).
+async fn expire_deadlines<Req, Resp, E>(shared: Arc<Shared<Req, Resp, E>>) {
+    let mut dead = Vec::new();
+    // The deadline the last sleep reached: the service says it has passed, whatever a clock
+    // read a moment later says.
+    let mut reached: Option<Instant> = None;
+    loop {
+        let wake = shared.deadline_wake.notified();
+        let (next, stop) = {
+            let mut state = shared.state();
+            let now = shared.timer.now();
+            let now = reached.map_or(now, |reached| reached.max(now));
+            state.queue.expire_due(now, &mut dead);
+            let next = state.queue.next_default_deadline();
+            // With no deadline to wait for, only a push into the empty FIFO gives it work.
+            state.deadline_task_parked = next.is_none();
+            (next, next.is_none() && state.shutting_down)
+        };
+        if !dead.is_empty() {
+            expire(&shared.recorder, &mut dead);
+            shared.recorder.depth(shared.waiting());
+        }
+        reached = None;
+        match next {
+            _ if stop => return,
+            None => wake.await,
+            Some(deadline) => {
+                // Pushes never bring the earliest deadline sooner (it is not parked, so they
+                // do not wake it): a wake here means shutdown.
+                tokio::select! {
+                    () = wake => {}
+                    timer = shared.timer.sleep_until(deadline) => {
+                        if timer.is_err() {
+                            return;
+                        }
+                        reached = Some(deadline);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Settles the requests that left the queue dead: a request its caller closed gave its space

@@ -19,35 +19,11 @@ use common::*;
 use ticktock_batch::{BatchError, Batcher, BuildError, CallOptions, Priority};
 use tokio::time::Instant;
 
-fn deadline(d: Duration) -> CallOptions {
-    CallOptions {
-        deadline: Some(d),
-        ..CallOptions::default()
-    }
-}
-
 fn high() -> CallOptions {
     CallOptions {
         priority: Priority::High,
         ..CallOptions::default()
     }
-}
-
-fn ok(request: u32) -> Result<u32, &'static str> {
-    Ok(response(request))
-}
-
-/// Results with errors shortened to their kind, for compact comparisons.
-fn simple(results: &[Timed]) -> Vec<(u64, Result<u32, &'static str>)> {
-    results
-        .iter()
-        .map(|(at, result)| {
-            (
-                at.as_millis() as u64,
-                result.as_ref().map(|v| *v).map_err(kind),
-            )
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

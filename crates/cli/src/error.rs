@@ -53,7 +53,6 @@ pub enum CliError {
     /// a lost or misrouted request, counts that do not add up): its numbers are void.
     #[error("batcher correctness failure: {0}")]
     BatchCorrectness(String),
-    /// Writing the report to standard output failed.
     /// A setting out of range (the message names the flag).
     #[error("{0}")]
     Invalid(String),
@@ -70,8 +69,27 @@ pub enum CliError {
     #[error("the traffic generator thread panicked")]
     GeneratorPanicked,
 
+    /// `ticktock quic` could not set up its endpoints (a socket, a certificate, a
+    /// configuration).
+    #[error("the QUIC load could not start: {0}")]
+    Quic(String),
+    /// `ticktock quic` saw a byte echoed wrong, an idle close before its timeout, a missing idle
+    /// timeout or a failed stream: its figures are void.
+    #[error("QUIC correctness failure: {0}")]
+    QuicCorrectness(String),
+
+    /// Writing the report to standard output failed.
     #[error("could not write the report: {0}")]
     Output(#[from] io::Error),
+    /// The `--report` HTML file could not be written (its directory does not exist, say).
+    #[error("could not write the report to {}: {source}", path.display())]
+    ReportFile {
+        /// The file asked for.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
     /// Encoding the JSON report failed.
     #[error("could not encode the JSON report: {0}")]
     Json(#[from] serde_json::Error),

@@ -14,14 +14,17 @@
 //! (lone request, closed and open loop) and prints its KPIs beside the seed's numbers.
 //!
 //! This file only parses the command line and dispatches; the measuring lives in [`simulate`],
-//! [`bench`] and [`batch`], the bench's printing in [`report`], and the byte counting for the memory workload
-//! in [`alloc_counter`].
+//! [`bench`] and [`batch`], the bench's printing in [`report`], the pieces of every command's
+//! `--report` HTML page in [`html`], and the byte counting for the memory workload in
+//! [`alloc_counter`].
 
 #[allow(unsafe_code)]
 mod alloc_counter;
 mod batch;
 mod bench;
 mod error;
+mod html;
+mod quic;
 mod report;
 mod simulate;
 
@@ -65,6 +68,10 @@ enum Command {
     /// at 1 to 500 callers, open loop at fixed rates; its KPIs beside the seed's numbers and the
     /// budgets.
     Batch(BatchArgs),
+    /// Run a real QUIC load on quinn: an echo server and many clients on loopback, some going
+    /// idle until their idle timeout closes them, with quinn's timers on ticktock
+    /// (`ticktock-quinn`) or on quinn's own tokio runtime, side by side with `--compare`.
+    Quic(QuicArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -88,6 +95,14 @@ struct SimulateArgs {
     /// Share of packets that start a path validation (a migration).
     #[arg(long, default_value_t = 0.001)]
     migration: f64,
+    /// Mean time from answering a packet to the peer's acknowledgment arriving (round trip plus
+    /// the peer's ack delay); the RTO timer runs in between.
+    #[arg(long, default_value = "40ms", value_parser = parse_duration)]
+    ack_delay: Duration,
+    /// Meet ticktock's idle and keep-alive deadlines exactly, as tokio does (default: coarse,
+    /// up to an eighth of the timeout late and never early, which spares the wheel cascades).
+    #[arg(long)]
+    exact_timers: bool,
     /// The timers to run on.
     #[arg(long, value_enum, default_value_t = simulate::results::Backend::Ticktock)]
     backend: simulate::results::Backend,
@@ -152,7 +167,13 @@ impl SimulateArgs {
                 loss: self.loss,
                 lifetime: self.lifetime,
                 migration: self.migration,
+                ack_delay: self.ack_delay,
                 seed: self.seed,
+            },
+            idle_precision: if self.exact_timers {
+                ticktock::Precision::Exact
+            } else {
+                ticktock::Precision::Coarse
             },
         }
     }
@@ -170,6 +191,70 @@ impl SimulateArgs {
 }
 
 #[derive(Debug, Args)]
+struct QuicArgs {
+    /// Client connections (1 to 20,000).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// How long the load lasts once every handshake is done (e.g. 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// The runtime quinn runs on.
+    #[arg(long, value_enum, default_value_t = quic::QuicRuntime::Ticktock)]
+    runtime: quic::QuicRuntime,
+    /// Run on ticktock's runtime and then on quinn's tokio runtime, and print them side by side.
+    #[arg(long)]
+    compare: bool,
+    /// Short run for CI: 100 connections, 3 s of load.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Share of clients that stop sending part-way and wait for their idle timeout (0 to 1).
+    #[arg(long, default_value_t = 0.2)]
+    idle_share: f64,
+    /// The connections' idle timeout (at least 200ms, shorter than --duration).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Bytes per echoed message.
+    #[arg(long, default_value_t = 2048)]
+    message_bytes: usize,
+    /// Mean pause between a client's echoes (each pause is uniform in half to 1.5 times it).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    think: Duration,
+    /// Seed of the messages, pauses and idle moments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl QuicArgs {
+    fn config(&self) -> quic::QuicConfig {
+        let (connections, duration) = if self.quick {
+            (100, Duration::from_secs(3))
+        } else {
+            (self.connections, self.duration)
+        };
+        quic::QuicConfig {
+            connections,
+            duration,
+            idle_share: self.idle_share,
+            idle_timeout: self.idle_timeout,
+            message_bytes: self.message_bytes,
+            think: self.think,
+            seed: self.seed,
+        }
+    }
+
+    fn runtimes(&self) -> Vec<quic::QuicRuntime> {
+        if self.compare {
+            vec![quic::QuicRuntime::Ticktock, quic::QuicRuntime::Tokio]
+        } else {
+            vec![self.runtime]
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 struct BatchArgs {
     /// Scenario to run (default: every scenario).
     #[arg(long, value_enum)]
@@ -180,6 +265,9 @@ struct BatchArgs {
     /// Print one JSON object (rows, comparison with the seed, problems) instead of markdown.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML report with charts to this file.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
 }
 
 impl BatchArgs {
@@ -198,9 +286,13 @@ impl BatchArgs {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Workload to run (default: every workload).
+    /// Workload to run (default: every workload except `batch`).
     #[arg(long, value_enum)]
     workload: Option<Workload>,
+    /// The workload as a positional argument (`ticktock bench batch`), the same as
+    /// `--workload`.
+    #[arg(value_enum, value_name = "WORKLOAD", conflicts_with = "workload")]
+    only: Option<Workload>,
     /// Samples (timed repetitions) per table cell; each cell reports their median, min and max.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     samples: Option<u32>,
@@ -211,6 +303,9 @@ struct BenchArgs {
     /// Print one JSON array of result objects instead of markdown tables.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML report with charts to this file.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
     /// Seed of the random inputs (every implementation gets the same inputs).
     #[arg(long, default_value_t = bench::DEFAULT_SEED)]
     seed: u64,
@@ -233,10 +328,12 @@ impl BenchArgs {
         if !self.sizes.is_empty() {
             let sizes: Vec<usize> = self.sizes.iter().map(|&b| b as usize).collect();
             config.churn_sizes.clone_from(&sizes);
+            config.batch_sizes.clone_from(&sizes);
             config.expire_sizes = sizes;
         }
         config.workloads = self
             .workload
+            .or(self.only)
             .map_or_else(|| Workload::ALL.to_vec(), |workload| vec![workload]);
         config
     }
@@ -261,11 +358,13 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Some(Command::Simulate(args)) => run_simulate(args),
         Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Batch(args)) => run_batch(args),
+        Some(Command::Quic(args)) => run_quic(args),
     }
 }
 
 fn run_simulate(args: &SimulateArgs) -> Result<(), CliError> {
     let config = args.config();
+    check_report_path(args.report.as_deref())?;
     let show_progress = !args.json && io::stderr().is_terminal();
     let endpoint = args
         .metrics
@@ -288,11 +387,13 @@ fn run_simulate(args: &SimulateArgs) -> Result<(), CliError> {
         simulate::write_table(&mut out, &config, &results)?;
     }
     if let Some(path) = &args.report {
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
-        let html =
-            simulate::html::render(&results, "ticktock simulate", &command, &report::machine());
-        std::fs::write(path, html)?;
-        writeln!(out, "\nreport written to {}", path.display())?;
+        let html = simulate::html::render(
+            &results,
+            "ticktock simulate",
+            &command_line(),
+            &report::machine(),
+        );
+        write_report(&mut out, args.json, path, &html)?;
     }
     out.flush()?;
     let early: u64 = results.iter().map(|r| r.lateness.early).sum();
@@ -308,8 +409,28 @@ fn run_simulate(args: &SimulateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+fn run_quic(args: &QuicArgs) -> Result<(), CliError> {
+    let config = args.config();
+    config.validate()?;
+    let results = quic::run(
+        &config,
+        &args.runtimes(),
+        !args.json && io::stderr().is_terminal(),
+    )?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        quic::write_json(&mut out, &config, &results)?;
+    } else {
+        quic::write_table(&mut out, &config, &results)?;
+    }
+    out.flush()?;
+    // Printed first, so a failing run still shows what it measured.
+    quic::check(&results)
+}
+
 fn run_batch(args: &BatchArgs) -> Result<(), CliError> {
     let config = args.config();
+    check_report_path(args.report.as_deref())?;
     let show_progress = !args.json && io::stderr().is_terminal();
     let rows = batch::run(&config, show_progress)?;
     let mut out = io::stdout().lock();
@@ -317,6 +438,10 @@ fn run_batch(args: &BatchArgs) -> Result<(), CliError> {
         batch::report::write_json(&mut out, &config, &rows)?;
     } else {
         batch::report::write_markdown(&mut out, &config, &rows)?;
+    }
+    if let Some(path) = &args.report {
+        let html = batch::html::render(&config, &rows, &command_line(), &report::machine());
+        write_report(&mut out, args.json, path, &html)?;
     }
     out.flush()?;
     // The numbers are printed first so a failing run still shows what it measured; missed
@@ -326,7 +451,11 @@ fn run_batch(args: &BatchArgs) -> Result<(), CliError> {
 
 fn run_bench(args: &BenchArgs) -> Result<(), CliError> {
     let config = args.config();
+    check_report_path(args.report.as_deref())?;
     let show_progress = !args.json && io::stderr().is_terminal();
+    if config.workloads == [Workload::Batch] {
+        return run_bench_batch(&config, args.json, show_progress);
+    }
     let results = bench::run(&config, show_progress)?;
     let mut out = io::stdout().lock();
     if args.json {
@@ -334,9 +463,84 @@ fn run_bench(args: &BenchArgs) -> Result<(), CliError> {
     } else {
         report::write_markdown(&mut out, &config, &results)?;
     }
+    if let Some(path) = &args.report {
+        let html = bench::html::render(&config, &results, &command_line(), &report::machine());
+        write_report(&mut out, args.json, path, &html)?;
+    }
     out.flush()?;
     // Timing numbers are printed first so a failing run still shows what it measured.
     results.check_ticktock_correctness()
+}
+
+/// `ticktock bench batch`: the batch paths' own table (see `bench::batch_paths`).
+fn run_bench_batch(config: &Config, json: bool, show_progress: bool) -> Result<(), CliError> {
+    let batch_config = bench::batch_paths::BatchConfig {
+        sizes: config.batch_sizes.clone(),
+        samples: config.samples,
+        timers_per_sample: config.batch_timers_per_sample,
+        seed: config.seed,
+    };
+    let rows = bench::batch_paths::run(&batch_config, show_progress)?;
+    let mut out = io::stdout().lock();
+    if json {
+        bench::batch_paths::write_json(&mut out, &rows)?;
+    } else {
+        writeln!(
+            out,
+            "ticktock bench batch · machine: {} · seed {}\n",
+            report::machine(),
+            config.seed
+        )?;
+        bench::batch_paths::write_markdown(&mut out, &batch_config, &rows)?;
+    }
+    out.flush()?;
+    bench::batch_paths::check_correctness(&rows)
+}
+
+/// The command line as typed, for a report's header.
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// Refuses a `--report` file whose directory does not exist, before the run rather than after
+/// it, so a typo does not throw away minutes of measuring.
+fn check_report_path(path: Option<&std::path::Path>) -> Result<(), CliError> {
+    let Some(path) = path else { return Ok(()) };
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let problem = if path.is_dir() {
+        "it is a directory".to_owned()
+    } else if !dir.is_dir() {
+        format!("directory {} does not exist", dir.display())
+    } else {
+        return Ok(());
+    };
+    Err(CliError::ReportFile {
+        path: path.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, problem),
+    })
+}
+
+/// Writes a `--report` page to `path` and says so: on `out` under a table, on stderr under JSON
+/// (so standard output stays one JSON document).
+fn write_report(
+    out: &mut impl Write,
+    json: bool,
+    path: &std::path::Path,
+    html: &str,
+) -> Result<(), CliError> {
+    std::fs::write(path, html).map_err(|source| CliError::ReportFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    if json {
+        let _ = writeln!(io::stderr(), "report written to {}", path.display());
+    } else {
+        writeln!(out, "\nreport written to {}", path.display())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -366,6 +570,8 @@ mod tests {
             &["ticktock", "--packet-rate", "fast"],
             &["ticktock", "--loss", "some"],
             &["ticktock", "--migration", "x"],
+            &["ticktock", "--ack-delay", "later"],
+            &["ticktock", "--exact-timers", "yes"],
             &["ticktock", "--backend", "heap"],
             &["ticktock", "--metrics", "not-an-address"],
             &["ticktock", "--seed", "-1"],
@@ -382,6 +588,7 @@ mod tests {
             &["ticktock", "--loss", "0.9"],
             &["ticktock", "--migration", "1.5"],
             &["ticktock", "--lifetime", "0s"],
+            &["ticktock", "--ack-delay", "1h"],
         ] {
             let cli = Cli::try_parse_from(args).expect("parses");
             let error = cli.simulate.config().validate().expect_err("refused");

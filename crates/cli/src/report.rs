@@ -157,48 +157,58 @@ fn write_table(
     workload: Workload,
 ) -> io::Result<()> {
     writeln!(out, "## {}\n", title(config, workload))?;
-    let param = parameter_header(workload);
-    let columns = columns(workload);
-    write!(
-        out,
-        "| implementation | {param} | median | min | max | ratio |"
-    )?;
-    for column in columns {
-        write!(out, " {} |", column.header())?;
-    }
-    writeln!(out)?;
-    write!(out, "|---|---:|---:|---:|---:|---:|")?;
-    for _ in columns {
-        write!(out, "---:|")?;
-    }
-    writeln!(out)?;
-    let decimals = workload.decimals();
+    let head = table_head(workload);
+    writeln!(out, "| {} |", head.join(" | "))?;
+    writeln!(out, "|---|{}", "---:|".repeat(head.len() - 1))?;
     for cell in results.of(workload) {
-        let Some(s) = cell.summary() else { continue };
-        let ratio = results
-            .ratio_to_ticktock(cell)
-            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
-        write!(
-            out,
-            "| {} | {} | {:.*} | {:.*} | {:.*} | {ratio} |",
-            cell.implementation,
-            cell.parameter,
-            decimals,
-            s.median,
-            decimals,
-            s.min,
-            decimals,
-            s.max
-        )?;
-        for column in columns {
-            write!(out, " {} |", column.value(cell))?;
+        if let Some(cells) = table_cells(results, cell) {
+            writeln!(out, "| {} |", cells.join(" | "))?;
         }
-        writeln!(out)?;
     }
     writeln!(out)?;
+    writeln!(out, "{}", unit_line(workload))?;
+    for line in footnotes(config, results, workload) {
+        writeln!(out, "- {line}")?;
+    }
+    Ok(())
+}
+
+/// The column titles of a workload's table (markdown and HTML).
+pub(crate) fn table_head(workload: Workload) -> Vec<String> {
+    let fixed = ["implementation", parameter_header(workload)]
+        .into_iter()
+        .chain(["median", "min", "max", "ratio"]);
+    let extra = columns(workload).iter().map(|column| column.header());
+    fixed.chain(extra).map(str::to_owned).collect()
+}
+
+/// One row of a workload's table, under [`table_head`]; `None` for a cell without samples.
+pub(crate) fn table_cells(results: &Results, cell: &Cell) -> Option<Vec<String>> {
+    let s = cell.summary()?;
+    let decimals = cell.workload.decimals();
+    let ratio = results
+        .ratio_to_ticktock(cell)
+        .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+    let mut cells = vec![
+        cell.implementation.to_owned(),
+        cell.parameter.clone(),
+        format!("{:.decimals$}", s.median),
+        format!("{:.decimals$}", s.min),
+        format!("{:.decimals$}", s.max),
+        ratio,
+    ];
+    cells.extend(
+        columns(cell.workload)
+            .iter()
+            .map(|column| column.value(cell)),
+    );
+    Some(cells)
+}
+
+/// What a workload's values are and how its ratio reads.
+pub(crate) fn unit_line(workload: Workload) -> String {
     let ticktock = reference(workload);
-    writeln!(
-        out,
+    format!(
         "Values in {}; ratio = implementation median / {ticktock} median \
          (above 1: {ticktock} is {}).",
         workload.unit(),
@@ -207,23 +217,24 @@ fn write_table(
             Workload::Idle => "more frugal",
             _ => "faster or smaller",
         }
-    )?;
-    for note in notes(config, workload) {
-        writeln!(out, "- {note}")?;
-    }
-    for line in target_lines(config, results, workload) {
-        writeln!(out, "- {line}")?;
-    }
+    )
+}
+
+/// The lines under a workload's table: how it was measured, whether ticktock met its targets,
+/// what the runners remarked, and a warning for each implementation that fired early or lost
+/// timers.
+pub(crate) fn footnotes(config: &Config, results: &Results, workload: Workload) -> Vec<String> {
+    let mut lines = notes(config, workload);
+    lines.extend(target_lines(config, results, workload));
     for cell in results.of(workload) {
         for remark in &cell.remarks {
             if workload == Workload::Lateness {
-                writeln!(out, "- {}: {remark}", cell.implementation)?;
+                lines.push(format!("{}: {remark}", cell.implementation));
             } else {
-                writeln!(
-                    out,
-                    "- {} ({}): {remark}",
+                lines.push(format!(
+                    "{} ({}): {remark}",
                     cell.implementation, cell.parameter
-                )?;
+                ));
             }
         }
     }
@@ -233,16 +244,16 @@ fn write_table(
             && (workload != Workload::Lateness || c.parameter == LatenessSpec::ROWS[0])
     };
     for cell in results.of(workload).filter(warned) {
-        writeln!(
-            out,
-            "- WARNING: {} at {} fired {} timers early and lost {} (did not come out exactly once)",
+        lines.push(format!(
+            "WARNING: {} at {} fired {} timers early and lost {} (did not come out exactly once)",
             cell.implementation, cell.parameter, cell.early, cell.lost
-        )?;
+        ));
     }
-    Ok(())
+    lines
 }
 
-fn title(config: &Config, workload: Workload) -> String {
+/// The heading of a workload's table: what it measures, how much, in which unit.
+pub(crate) fn title(config: &Config, workload: Workload) -> String {
     match workload {
         Workload::Churn => format!(
             "churn: insert B timers (1 ms–10 s ahead), then cancel all B; \
@@ -293,6 +304,7 @@ fn title(config: &Config, workload: Workload) -> String {
              waits again; ns per packet",
             config.per_packet_connections, config.per_packet_packets
         ),
+        Workload::Batch => "batch paths (see `bench::batch_paths`)".to_owned(),
     }
 }
 
@@ -306,6 +318,7 @@ fn parameter_header(workload: Workload) -> &'static str {
         Workload::Lateness => "quantile",
         Workload::Unified => "case",
         Workload::PerPacket => "connections",
+        Workload::Batch => "B",
     }
 }
 
@@ -369,6 +382,7 @@ fn notes(config: &Config, workload: Workload) -> Vec<String> {
             format!("{ticktock}: `LayeredTimeouts` per connection (one registration on a 1-shard service), each layer change through `layer_mut`, then `poll_timeouts` with `Waker::noop()` as a select loop would; {sleep}: the same layers with one registered `Pin<Box<tokio::time::Sleep>>` per connection, reset to the earliest layer deadline when it moved and polled (quinn's way); {}: the same layer calls with no timer at all, so implementation − {} is the timer work proper.", layers::LAYERS_ONLY, layers::LAYERS_ONLY),
             "Per packet: `on_frame_sent`, `on_ack` for it (the RTO timer starts and stops), `on_packet_received` (the idle timeout moves 30 s past the packet); packets round-robin, now advancing 1 µs per packet. Current-thread runtime, real clock. After each sample every connection's wait is checked against its last packet (a mismatch counts as lost).".to_owned(),
         ],
+        Workload::Batch => Vec::new(),
     }
 }
 
@@ -402,6 +416,7 @@ fn target_lines(config: &Config, results: &Results, workload: Workload) -> Vec<S
             ceiling_line(results, workload, budget(workload), |_| true),
             timer_work_line(results),
         ],
+        Workload::Batch => Vec::new(),
     }
 }
 
@@ -462,6 +477,7 @@ fn budget(workload: Workload) -> f64 {
         Workload::Expire => 30.0,
         Workload::Reset | Workload::Rearm | Workload::Unified => 20.0,
         Workload::PerPacket => 50.0,
+        Workload::Batch => f64::INFINITY,
         Workload::Memory => 32.0,
         Workload::Service => f64::INFINITY,
         Workload::Lateness => LATENESS_P99_BUDGET,
@@ -589,6 +605,23 @@ fn idle_line(results: &Results) -> String {
 }
 
 /// "CPU model (N cores)", from /proc/cpuinfo where it is readable.
+/// A progress bar of `len` steps on stderr, or a hidden one when `show` is false (JSON output,
+/// or stderr not a terminal): the bench, batch-path and batch commands all show the same one.
+pub(crate) fn progress_bar(len: usize, show: bool) -> indicatif::ProgressBar {
+    let target = if show {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    };
+    let progress = indicatif::ProgressBar::with_draw_target(Some(len as u64), target);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+    {
+        progress.set_style(style.progress_chars("=> "));
+    }
+    progress
+}
+
 pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")

@@ -178,6 +178,13 @@ impl Ticks {
         self.divide(nanos).0
     }
 
+    /// How many whole ticks fit in `duration`.
+    #[inline]
+    pub(crate) fn floor_duration(&self, duration: Duration) -> u64 {
+        self.divide(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+            .0
+    }
+
     /// How many ticks `duration` spans, rounded up.
     pub(crate) fn ceil_duration(&self, duration: Duration) -> u64 {
         let (quotient, rest) = self.divide(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));

@@ -11,6 +11,10 @@
 //!   When the entry comes due the driver compares it with `wanted` and, if the connection
 //!   moved on, files the entry again at `wanted` instead of disturbing the connection.
 //! - Moving a deadline **earlier** resets the entry under the shard's lock (O(1)).
+//! - The idle timer is [`Precision::Coarse`] by default: its deadline is rounded up to the
+//!   wheel granularity that is at most an eighth of its delay, so when it does run out it fires
+//!   at a slot boundary instead of cascading down to its own tick.
+//!   [`set_precision`](ConnectionTimers::set_precision) chooses per kind.
 //! - When the earliest deadline really passes, the driver sets the `due` flag and wakes the
 //!   connection's waker: a flag and a waker, so delivery never allocates, never blocks the
 //!   driver and never loses an event however slow the connection is. Which kinds fired is
@@ -32,6 +36,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use ticktock_wheel::coarse_deadline;
+
+use crate::Precision;
 use crate::error::Shutdown;
 use crate::handoff::UNSET;
 use crate::registration::Registration;
@@ -128,6 +135,8 @@ pub struct ConnectionTimers {
     set: u16,
     /// Kinds found due and not yet handed out by `next_event`, one bit per kind.
     pending: u16,
+    /// Kinds whose deadlines are coarse, one bit per kind.
+    coarse: u16,
 }
 
 impl ConnectionTimers {
@@ -140,7 +149,39 @@ impl ConnectionTimers {
             deadlines: [UNSET; KINDS],
             set: 0,
             pending: 0,
+            coarse: 1 << IDLE,
         }
+    }
+
+    /// Sets how exactly `event`'s deadline is met from the next time it is set: exact (in its
+    /// own tick) or coarse (up to an eighth of its delay late, never early, no cascading below
+    /// the level it fires from). The idle timer is coarse by default, every other kind exact.
+    ///
+    /// # Errors
+    /// [`TimerError::UnknownKind`] for a user kind out of range.
+    pub fn set_precision(
+        &mut self,
+        event: TimeoutEvent,
+        precision: Precision,
+    ) -> Result<(), TimerError> {
+        let bit = 1 << event.index()?;
+        match precision {
+            Precision::Exact => self.coarse &= !bit,
+            Precision::Coarse => self.coarse |= bit,
+        }
+        Ok(())
+    }
+
+    /// How exactly `event`'s deadline is met.
+    ///
+    /// # Errors
+    /// [`TimerError::UnknownKind`] for a user kind out of range.
+    pub fn precision(&self, event: TimeoutEvent) -> Result<Precision, TimerError> {
+        Ok(if self.coarse & (1 << event.index()?) != 0 {
+            Precision::Coarse
+        } else {
+            Precision::Exact
+        })
     }
 
     /// The connection this belongs to.
@@ -160,7 +201,8 @@ impl ConnectionTimers {
         delay: Duration,
     ) -> Result<(), TimerError> {
         let deadline = self.registration.handle().after(delay);
-        self.register_timer_at(event, deadline)
+        let tick = self.registration.tick_of(deadline);
+        self.set_tick(event.index()?, tick, delay / 8)
     }
 
     /// Sets `event`'s timer to fire at `deadline`, replacing any it had.
@@ -177,16 +219,29 @@ impl ConnectionTimers {
         deadline: Instant,
     ) -> Result<(), TimerError> {
         let tick = self.registration.tick_of(deadline);
-        self.set_tick(event.index()?, tick)
+        let index = event.index()?;
+        // Only a coarse kind needs the delay, and only this entry point has to read the clock
+        // for it.
+        let slack = if self.coarse & (1 << index) != 0 {
+            deadline.saturating_duration_since(self.registration.handle().now()) / 8
+        } else {
+            Duration::ZERO
+        };
+        self.set_tick(index, tick, slack)
     }
 
-    /// Sets kind `index`'s deadline tick and brings the wheel entry in line.
+    /// Sets kind `index`'s deadline tick (rounded up within `slack` if the kind is coarse) and
+    /// brings the wheel entry in line.
     #[inline]
-    fn set_tick(&mut self, index: usize, tick: u64) -> Result<(), TimerError> {
+    fn set_tick(&mut self, index: usize, tick: u64, slack: Duration) -> Result<(), TimerError> {
         if self.registration.is_shut_down() {
             return Err(Shutdown.into());
         }
-        self.deadlines[index] = tick;
+        self.deadlines[index] = if self.coarse & (1 << index) != 0 {
+            coarse_deadline(tick, self.registration.ticks_in(slack))
+        } else {
+            tick
+        };
         self.set |= 1 << index;
         self.pending &= !(1 << index);
         self.sync()
@@ -228,7 +283,7 @@ impl ConnectionTimers {
             .inner
             .ticks
             .ceil_after(now, config.idle_timeout);
-        self.set_tick(IDLE, tick)
+        self.set_tick(IDLE, tick, config.idle_timeout / 8)
     }
 
     /// Sets the path-validation timer to `timeout` from now.
@@ -264,7 +319,8 @@ impl ConnectionTimers {
         self.registration.disarm();
     }
 
-    /// The deadline of `event`'s timer, if set.
+    /// The deadline of `event`'s timer, if set: the start of the tick it fires in (for a
+    /// coarse kind, the rounded-up tick).
     #[must_use]
     pub fn deadline(&self, event: TimeoutEvent) -> Option<Instant> {
         let tick = self.deadlines[event.index().ok()?];

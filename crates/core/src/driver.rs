@@ -83,26 +83,41 @@ fn pass(inner: &Inner, buffers: &mut Buffers) -> u64 {
     let mut fired = 0;
     for shard in &*inner.shards {
         let mut state = shard.lock();
-        state.wheel.poll_with(tick, |expired| {
-            let late = || now.saturating_duration_since(inner.ticks.instant(expired.deadline));
-            match expired.value {
-                Entry::Waker(waker) => {
-                    fired += 1;
-                    lateness.push(late());
-                    wakers.extend(waker);
-                }
-                // A connection that moved its earliest deadline later is filed again there,
-                // without waking it.
-                Entry::Connection(shared) => match shared.on_fire(tick) {
-                    Some(wanted) => rearm.push((shared, wanted)),
-                    None => {
+        let mut postponed = 0;
+        state.wheel.poll_with_postpone(
+            tick,
+            |expired| {
+                let late = || now.saturating_duration_since(inner.ticks.instant(expired.deadline));
+                match expired.value {
+                    Entry::Waker(waker) => {
                         fired += 1;
                         lateness.push(late());
-                        wakers.extend(shared.take_waker());
+                        wakers.extend(waker);
                     }
-                },
-            }
-        });
+                    // A connection that moved its earliest deadline later is filed again there,
+                    // without waking it.
+                    Entry::Connection(shared) => match shared.on_fire(tick) {
+                        Some(wanted) => rearm.push((shared, wanted)),
+                        None => {
+                            fired += 1;
+                            lateness.push(late());
+                            wakers.extend(shared.take_waker());
+                        }
+                    },
+                }
+            },
+            // Likewise a connection's entry whose slot comes up after its connection moved on:
+            // filed at the new deadline instead of cascading towards the old one.
+            |key, entry, deadline| match entry {
+                Entry::Waker(_) => deadline,
+                Entry::Connection(shared) => {
+                    let tick = shared.on_cascade(key, deadline);
+                    postponed += u64::from(tick > deadline);
+                    tick
+                }
+            },
+        );
+        Counters::add(&inner.counters.connection_rearms, postponed);
         for (shared, wanted) in rearm.drain(..) {
             let key = state.wheel.insert(wanted, Entry::Connection(shared));
             if let Some(Entry::Connection(shared)) = state.wheel.get(key) {

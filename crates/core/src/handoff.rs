@@ -107,6 +107,27 @@ impl ConnectionShared {
         None
     }
 
+    /// Driver side, under the lock, when the wheel would cascade the entry filed at `deadline`
+    /// under `key` (its slot came up, its tick has not): returns the tick to file it at — the
+    /// connection's deadline if it moved later since, so the entry goes straight there instead
+    /// of down a level towards a deadline nobody wants any more, else `deadline`.
+    ///
+    /// The same handshake as [`on_fire`](Self::on_fire): `armed` is cleared before `wanted` is
+    /// read, with a fence between, so a connection moving earlier meanwhile either is seen or
+    /// sees `UNSET` and takes the lock, which the driver holds until the entry is filed again.
+    pub(crate) fn on_cascade(&self, key: TimerKey, deadline: u64) -> u64 {
+        self.unfile();
+        fence(Ordering::SeqCst);
+        let wanted = self.wanted.load(Ordering::SeqCst);
+        let tick = if wanted != UNSET && wanted > deadline {
+            wanted
+        } else {
+            deadline
+        };
+        self.file(key, tick);
+        tick
+    }
+
     /// Connection side: clears the due flag before it looks at its deadlines.
     pub(crate) fn clear_due(&self) {
         self.due.store(false, Ordering::SeqCst);
@@ -172,6 +193,17 @@ mod loom_model {
         }
     }
 
+    /// The driver's side: the entry's slot comes up at `tick`, before its deadline, and the
+    /// wheel would cascade it.
+    fn driver_cascades(shared: &ConnectionShared, wheel: &Wheel, tick: u64) {
+        let mut entry = wheel.lock().unwrap();
+        if let Some(at) = *entry
+            && at > tick
+        {
+            *entry = Some(shared.on_cascade(key(), at));
+        }
+    }
+
     fn armed_at(tick: u64) -> (Arc<ConnectionShared>, Arc<Wheel>) {
         let shared = Arc::new(ConnectionShared::new());
         shared.publish(tick);
@@ -196,8 +228,15 @@ mod loom_model {
     }
 
     /// The entry armed at `armed` (the connection having moved on to `postponed` first, if
-    /// any) fires at `tick` while the connection moves its deadline to `to`.
-    fn fires_while_moving(armed: u64, postponed: Option<u64>, to: u64, tick: u64) {
+    /// any) comes up at `tick` — `driver` fires or cascades it — while the connection moves its
+    /// deadline to `to`.
+    fn while_moving(
+        driver: fn(&ConnectionShared, &Wheel, u64),
+        armed: u64,
+        postponed: Option<u64>,
+        to: u64,
+        tick: u64,
+    ) {
         loom::model(move || {
             let (shared, wheel) = armed_at(armed);
             if let Some(postponed) = postponed {
@@ -207,10 +246,36 @@ mod loom_model {
                 let (shared, wheel) = (Arc::clone(&shared), Arc::clone(&wheel));
                 move || connection_moves_to(&shared, &wheel, to)
             });
-            driver_fires(&shared, &wheel, tick);
+            driver(&shared, &wheel, tick);
             connection.join().unwrap();
             assert_covered(&shared, &wheel);
         });
+    }
+
+    fn fires_while_moving(armed: u64, postponed: Option<u64>, to: u64, tick: u64) {
+        while_moving(driver_fires, armed, postponed, to, tick);
+    }
+
+    /// Like [`fires_while_moving`], with the entry's slot coming up before its deadline.
+    fn cascades_while_moving(armed: u64, postponed: Option<u64>, to: u64, tick: u64) {
+        while_moving(driver_cascades, armed, postponed, to, tick);
+    }
+
+    #[test]
+    fn postponing_while_the_entry_cascades_loses_nothing() {
+        cascades_while_moving(20, None, 40, 15);
+    }
+
+    #[test]
+    fn advancing_while_the_entry_cascades_loses_nothing() {
+        cascades_while_moving(20, None, 17, 15);
+    }
+
+    /// The entry is at 20, the connection already postponed to 50; while the slot comes up at
+    /// 15 it moves to 30. The cascade must not settle on 50.
+    #[test]
+    fn advancing_a_postponed_deadline_while_the_entry_cascades_is_not_late() {
+        cascades_while_moving(20, Some(50), 30, 15);
     }
 
     /// `due` may be set at the end: the driver read the old deadline, which had passed. It only

@@ -69,14 +69,15 @@ pub use error::{BuildError, Shutdown, TimeoutError};
 pub use global::{global, start_global_timer_task};
 pub use interval::{Interval, MissedTickBehavior, interval};
 pub use layers::{
-    AckFrame, AckOutcome, LayerEvent, LayerGuard, LayerId, LayeredTimeouts, Received,
-    ReliabilityConfig, ReliabilityLayer, RetransmissionManager, RetransmissionStats,
-    RetransmitFrame, SchedulerStats, TimeoutCheckResult, TimeoutLayer, TimingConfig, TimingManager,
-    UnifiedScheduler,
+    AckFrame, AckOutcome, CoarseDeadline, LayerDeadlines, LayerEvent, LayerGuard, LayerId,
+    LayeredTimeouts, Received, ReliabilityConfig, ReliabilityLayer, RetransmissionManager,
+    RetransmissionStats, RetransmitFrame, SchedulerStats, TimeoutCheckResult, TimeoutLayer,
+    TimingConfig, TimingManager, UnifiedScheduler,
 };
 pub use rto::{RtoConfig, RtoEstimator};
 pub use service::{TimerHandle, TimerService, TimerServiceBuilder};
 pub use sleep::{Sleep, sleep, sleep_until};
 pub use stats::{LatenessStats, TimerStats};
+pub use ticktock_wheel::Precision;
 pub use timeout::{Timeout, timeout, timeout_at};
 pub use tokio::time::Instant;

@@ -58,6 +58,12 @@ impl Registration {
         self.handle.inner.ticks.ceil(deadline)
     }
 
+    /// Whole ticks in `duration`.
+    #[inline]
+    pub(crate) fn ticks_in(&self, duration: std::time::Duration) -> u64 {
+        self.handle.inner.ticks.floor_duration(duration)
+    }
+
     /// The current tick, rounded down.
     pub(crate) fn now_tick(&self) -> u64 {
         self.handle.inner.ticks.floor(self.handle.now())

@@ -6,8 +6,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ticktock::{
-    ConnectionConfig, ConnectionTimers, Instant, Shutdown, TimeoutEvent, TimerError, TimerHandle,
-    TimerService, USER_KINDS,
+    ConnectionConfig, ConnectionTimers, Instant, Precision, Shutdown, TimeoutEvent, TimerError,
+    TimerHandle, TimerService, USER_KINDS,
 };
 
 fn service() -> TimerService {
@@ -95,10 +95,57 @@ async fn an_earlier_deadline_resets_the_entry() {
         Ok(TimeoutEvent::RetransmissionTimeout)
     );
     assert_eq!(Instant::now(), start + 200 * MS);
+    // The idle timer is coarse: rounded up, by at most an eighth of its 30 s.
+    let idle = timers.next_deadline().unwrap();
+    let exact = start + Duration::from_secs(30);
+    assert!(idle >= exact && idle <= exact + Duration::from_secs(30) / 8);
+}
+
+/// The idle timer is coarse by default: never early, at most an eighth of the timeout late.
+/// Made exact, it fires in its own tick; other kinds are exact unless asked.
+#[tokio::test(start_paused = true)]
+async fn idle_is_coarse_by_default_and_precision_is_chosen_per_kind() {
+    let (_service, _handle, mut timers) = connection();
     assert_eq!(
-        timers.next_deadline(),
-        Some(start + Duration::from_secs(30))
+        timers.precision(TimeoutEvent::IdleTimeout),
+        Ok(Precision::Coarse)
     );
+    assert_eq!(
+        timers.precision(TimeoutEvent::KeepAlive),
+        Ok(Precision::Exact)
+    );
+    assert_eq!(
+        timers.set_precision(TimeoutEvent::User(USER_KINDS), Precision::Coarse),
+        Err(TimerError::UnknownKind(USER_KINDS))
+    );
+    let config = ConnectionConfig {
+        idle_timeout: Duration::from_secs(3),
+    };
+    for precision in [Precision::Coarse, Precision::Exact] {
+        timers
+            .set_precision(TimeoutEvent::IdleTimeout, precision)
+            .unwrap();
+        let start = Instant::now();
+        timers.reset_idle_timeout(&config).unwrap();
+        assert_eq!(timers.next_event().await, Ok(TimeoutEvent::IdleTimeout));
+        let late = Instant::now() - (start + config.idle_timeout);
+        match precision {
+            Precision::Exact => assert_eq!(late, Duration::ZERO),
+            Precision::Coarse => assert!(late <= config.idle_timeout / 8, "{late:?}"),
+        }
+    }
+    timers
+        .set_precision(TimeoutEvent::KeepAlive, Precision::Coarse)
+        .unwrap();
+    let start = Instant::now();
+    timers
+        .register_timer(TimeoutEvent::KeepAlive, Duration::from_secs(10))
+        .unwrap();
+    let deadline = timers.deadline(TimeoutEvent::KeepAlive).unwrap();
+    assert!(deadline >= start + Duration::from_secs(10));
+    assert!(deadline <= start + Duration::from_secs(10) + Duration::from_secs(10) / 8);
+    assert_eq!(timers.next_event().await, Ok(TimeoutEvent::KeepAlive));
+    assert_eq!(Instant::now(), deadline);
 }
 
 #[tokio::test(start_paused = true)]

@@ -30,6 +30,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
@@ -39,10 +40,10 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use ticktock::{
-    AckFrame, AckOutcome, Instant, LayerEvent, LayerId, LayeredTimeouts, Received,
-    ReliabilityConfig, ReliabilityLayer, RetransmissionManager, RetransmitFrame, RtoConfig,
-    Shutdown, TimeoutCheckResult, TimeoutEvent, TimeoutLayer, TimerService, TimingConfig,
-    TimingManager, UnifiedScheduler,
+    AckFrame, AckOutcome, CoarseDeadline, ConnectionTimers, Instant, LayerDeadlines, LayerEvent,
+    LayerId, LayeredTimeouts, Precision, Received, ReliabilityConfig, ReliabilityLayer,
+    RetransmissionManager, RetransmitFrame, RtoConfig, Shutdown, TimeoutCheckResult, TimeoutEvent,
+    TimeoutLayer, TimerService, TimingConfig, TimingManager, UnifiedScheduler,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -1273,6 +1274,20 @@ impl Layers {
         ]
     }
 
+    /// The minima of the layers' own exact and coarse deadlines.
+    fn split(&self, scheduler: &UnifiedScheduler) -> LayerDeadlines {
+        let each = [
+            scheduler.layer(self.timing).unwrap().next_deadlines(),
+            scheduler.layer(self.reliability).unwrap().next_deadlines(),
+            scheduler.layer(self.hand[0]).unwrap().next_deadlines(),
+            scheduler.layer(self.hand[1]).unwrap().next_deadlines(),
+        ];
+        LayerDeadlines {
+            exact: each.iter().filter_map(|d| d.exact).min(),
+            coarse: each.iter().filter_map(|d| d.coarse).min(),
+        }
+    }
+
     fn checks(&self, scheduler: &UnifiedScheduler) -> [u32; 2] {
         [
             scheduler.layer(self.hand[0]).unwrap().checks,
@@ -1300,6 +1315,11 @@ enum Op {
         timeout_ms: u64,
     },
     PathValidated,
+    /// Makes one of the timing layer's four kinds exact or coarse.
+    SetPrecision {
+        kind: usize,
+        coarse: bool,
+    },
     /// Sets hand-set layer `which` to now + `offset_ms` (negative: already passed), or none.
     SetHand {
         which: usize,
@@ -1321,6 +1341,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Established),
         1 => (0u64..3_000).prop_map(|timeout_ms| Op::StartPathValidation { timeout_ms }),
         1 => Just(Op::PathValidated),
+        1 => (0usize..4, any::<bool>()).prop_map(|(kind, coarse)| Op::SetPrecision { kind, coarse }),
         4 => (0usize..2, proptest::option::of(-500i64..4_000))
             .prop_map(|(which, offset_ms)| Op::SetHand { which, offset_ms }),
         5 => (0u64..1_500).prop_map(|ms| Op::Advance { ms }),
@@ -1390,6 +1411,18 @@ proptest! {
                 Op::PathValidated => {
                     scheduler.layer_mut(layers.timing).unwrap().on_path_validated();
                 }
+                Op::SetPrecision { kind, coarse } => {
+                    let kind = [
+                        TimeoutEvent::IdleTimeout,
+                        TimeoutEvent::ConnectionTimeout,
+                        TimeoutEvent::PathValidationTimeout,
+                        TimeoutEvent::KeepAlive,
+                    ][kind];
+                    let precision = if coarse { Precision::Coarse } else { Precision::Exact };
+                    let mut layer = scheduler.layer_mut(layers.timing).unwrap();
+                    prop_assert!(layer.set_precision(kind, precision));
+                    prop_assert_eq!(layer.precision(kind), precision);
+                }
                 Op::SetHand { which, offset_ms } => {
                     scheduler.layer_mut(layers.hand[which]).unwrap().deadline =
                         offset_ms.map(|ms| offset(now, ms));
@@ -1426,6 +1459,11 @@ proptest! {
             prop_assert_eq!(
                 scheduler.calculate_unified_deadline(),
                 minimum(&layers.deadlines(&scheduler)),
+                "after {:?}", op
+            );
+            prop_assert_eq!(
+                scheduler.unified_deadlines(),
+                layers.split(&scheduler),
                 "after {:?}", op
             );
         }
@@ -1562,6 +1600,8 @@ fn service() -> TimerService {
         .expect("inside a runtime")
 }
 
+/// Idle only, and exact: these tests pin fire times to the tick (coarse timers have their own
+/// tests below).
 fn quiet_timing(idle: Duration, now: Instant) -> TimingManager {
     TimingManager::new(
         TimingConfig {
@@ -1571,6 +1611,7 @@ fn quiet_timing(idle: Duration, now: Instant) -> TimingManager {
         },
         now,
     )
+    .with_precision(TimeoutEvent::IdleTimeout, Precision::Exact)
 }
 
 /// Asserts the virtual clock is at `deadline`, late by at most one tick and tokio's
@@ -1665,9 +1706,10 @@ async fn wait_quietly(timeouts: &mut LayeredTimeouts, by: Duration) {
 /// One registration per connection, however many layers and deadlines: one connection, at
 /// most one live timer. Pushing the unified deadline later 3000 times (acks restarting the RTO
 /// timer 10 ms later each time, receives pushing the idle timer back), while the connection
-/// waits in `next_timeouts` between packets, never resets the wheel entry, and costs at most
-/// one wheel operation per *period of the earlier deadline* (200 ms: the entry comes up and is
-/// filed again, by the driver or by the woken connection), never one per push.
+/// waits in `next_timeouts` between packets, never resets the wheel entry, never cascades it
+/// and never wakes the connection: the driver moves the entry to the connection's latest
+/// deadline when the entry's 64-tick slot comes up, at most once per 200 − 64 ms, never once
+/// per push.
 #[tokio::test(start_paused = true)]
 async fn layered_one_registration_and_postponing_costs_no_wheel_operation_per_push() {
     let service = service();
@@ -1713,13 +1755,16 @@ async fn layered_one_registration_and_postponing_costs_no_wheel_operation_per_pu
         stats.reset, baseline.reset,
         "a later deadline reset the entry: {stats:?}"
     );
-    // 2990 pushes over 29.9 s of virtual time: at most one re-filing per 200 ms period.
+    // 2990 pushes over 29.9 s of virtual time: at most one re-filing per 136 ms.
     let refiled =
         (stats.armed - baseline.armed) + (stats.connection_rearms - baseline.connection_rearms);
     assert!(
-        refiled <= 29_900 / 200 + 1,
+        refiled <= 29_900 / 136 + 1,
         "{refiled} re-filings: {stats:?}"
     );
+    assert!(refiled >= 29_900 / 200, "{refiled} re-filings: {stats:?}");
+    assert_eq!(stats.cascades, baseline.cascades, "{stats:?}");
+    assert_eq!(stats.processed, baseline.processed, "woken: {stats:?}");
     // A re-filing by the connection itself follows a fire (a wake), never a push.
     assert!(
         stats.armed - baseline.armed <= stats.processed - baseline.processed,
@@ -1858,4 +1903,221 @@ async fn layered_shutdown_wakes_a_connection_with_no_deadline() {
         woken > 0,
         "a connection waiting with no deadline was not woken by the shutdown"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Precision classes: coarse idle and keep-alive timers
+// ---------------------------------------------------------------------------------------------
+
+/// The timing layer splits its deadlines by precision: idle and keep-alive coarse by default,
+/// establishment and path validation exact; kinds it does not keep cannot be set.
+#[test]
+fn timing_reports_coarse_and_exact_deadlines_apart() {
+    let t0 = Instant::now();
+    let mut timing = TimingManager::new(
+        TimingConfig {
+            idle_timeout: Duration::from_secs(30),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            keep_alive: Some(Duration::from_secs(15)),
+        },
+        t0,
+    );
+    assert_eq!(
+        timing.precision(TimeoutEvent::IdleTimeout),
+        Precision::Coarse
+    );
+    assert_eq!(timing.precision(TimeoutEvent::KeepAlive), Precision::Coarse);
+    assert_eq!(
+        timing.precision(TimeoutEvent::ConnectionTimeout),
+        Precision::Exact
+    );
+    assert_eq!(
+        timing.next_deadlines(),
+        LayerDeadlines {
+            exact: Some(t0 + Duration::from_secs(10)),
+            coarse: Some(CoarseDeadline {
+                deadline: t0 + Duration::from_secs(15),
+                slack: Duration::from_secs(15) / 8,
+            }),
+        }
+    );
+    timing.start_path_validation(t0, Duration::from_secs(1));
+    assert_eq!(
+        timing.next_deadlines().exact,
+        Some(t0 + Duration::from_secs(1))
+    );
+    assert!(timing.set_precision(TimeoutEvent::KeepAlive, Precision::Exact));
+    timing.on_established();
+    timing.on_path_validated();
+    assert_eq!(
+        timing.next_deadlines(),
+        LayerDeadlines {
+            exact: Some(t0 + Duration::from_secs(15)),
+            coarse: Some(CoarseDeadline::eighth_of(
+                t0 + Duration::from_secs(30),
+                Duration::from_secs(30)
+            )),
+        }
+    );
+    assert!(!timing.set_precision(TimeoutEvent::RetransmissionTimeout, Precision::Coarse));
+    assert_eq!(
+        timing.precision(TimeoutEvent::RetransmissionTimeout),
+        Precision::Exact
+    );
+    assert_eq!(timing.next_deadlines().earliest(), timing.next_deadline());
+}
+
+/// A coarse idle timeout on a live service fires never early and at most an eighth of the
+/// timeout (plus a tick and tokio's millisecond rounding) late; an exact deadline just after it
+/// in another layer is not held back by the rounding.
+#[tokio::test(start_paused = true)]
+async fn layered_coarse_idle_is_never_early_and_never_delays_an_exact_deadline() {
+    let service = service();
+    let resolution = service.handle().resolution();
+    let idle = Duration::from_secs(3);
+    for exact_after in [None, Some(10 * MS)] {
+        let mut timeouts = LayeredTimeouts::new(service.handle());
+        let t0 = timeouts.now();
+        let timing = TimingManager::new(
+            TimingConfig {
+                idle_timeout: idle,
+                handshake_timeout: None,
+                keep_alive: None,
+            },
+            t0,
+        );
+        assert_eq!(
+            timing.precision(TimeoutEvent::IdleTimeout),
+            Precision::Coarse
+        );
+        timeouts.add_layer(timing);
+        let idle_deadline = t0 + idle;
+        let hand = timeouts.add_layer(HandSet::new("hand", None));
+        if let Some(after) = exact_after {
+            timeouts.layer_mut(hand).unwrap().deadline = Some(idle_deadline + after);
+        }
+        let results = timeouts.next_timeouts().await.unwrap();
+        let fired_at = Instant::now();
+        assert!(
+            fired_at >= idle_deadline,
+            "early by {:?}",
+            idle_deadline - fired_at
+        );
+        assert!(
+            fired_at <= idle_deadline + idle / 8 + resolution + 2 * MS,
+            "late by {:?}",
+            fired_at - idle_deadline
+        );
+        assert_eq!(
+            results[0].events,
+            [LayerEvent::Timeout(TimeoutEvent::IdleTimeout)]
+        );
+        if let Some(after) = exact_after {
+            // The exact deadline 10 ms after the idle one fired with it or in its own tick,
+            // never at the idle timeout's rounded-up tick.
+            assert_fired_at(idle_deadline, resolution + after);
+            if results.len() == 1 {
+                let results = timeouts.next_timeouts().await.unwrap();
+                assert_fired_at(idle_deadline + after, resolution);
+                assert_eq!(results[0].layer, "hand");
+            } else {
+                assert_eq!(results[1].layer, "hand");
+            }
+        }
+    }
+}
+
+/// The work saved: a thousand connections whose idle timeouts (3 s, the `simulate` default)
+/// run out cost the service's wheel far fewer cascades when the timeouts are coarse.
+#[tokio::test(start_paused = true)]
+async fn coarse_idle_timeouts_cascade_far_less_than_exact_ones() {
+    async fn cascades(precision: Precision) -> u64 {
+        let service = service();
+        let mut connections = Vec::new();
+        for n in 0..1_000u64 {
+            let mut timeouts = LayeredTimeouts::new(service.handle());
+            let now = timeouts.now();
+            timeouts.add_layer(
+                TimingManager::new(
+                    TimingConfig {
+                        idle_timeout: Duration::from_secs(3),
+                        handshake_timeout: None,
+                        keep_alive: None,
+                    },
+                    now,
+                )
+                .with_precision(TimeoutEvent::IdleTimeout, precision),
+            );
+            connections.push(tokio::spawn(async move {
+                let results = timeouts.next_timeouts().await.unwrap();
+                assert_eq!(
+                    results[0].events,
+                    [LayerEvent::Timeout(TimeoutEvent::IdleTimeout)]
+                );
+            }));
+            // Staggered arrivals, so the deadlines fall at every position of the wheel.
+            tokio::time::sleep(Duration::from_millis(1 + n % 7)).await;
+        }
+        for connection in connections {
+            connection.await.unwrap();
+        }
+        service.handle().stats().cascades
+    }
+    let exact = cascades(Precision::Exact).await;
+    let coarse = cascades(Precision::Coarse).await;
+    eprintln!("cascades: exact {exact}, coarse {coarse}");
+    assert!(
+        exact >= 1_000,
+        "exact idle timers cascade at least once: {exact}"
+    );
+    assert!(
+        coarse * 2 <= exact,
+        "coarse {coarse} cascades, exact {exact}"
+    );
+}
+
+/// The slack comes from the timeout itself, not from how long ago the driver last looked: with
+/// the driver asleep for a minute (its only timer an hour away), a 3 s coarse idle timeout still
+/// fires at most 375 ms late.
+#[tokio::test(start_paused = true)]
+async fn coarse_lateness_is_bounded_by_the_timeout_even_after_a_long_quiet_spell() {
+    let service = service();
+    let handle = service.handle();
+    let mut far = handle.sleep(Duration::from_secs(3_600));
+    assert!(futures_poll(&mut far).is_pending());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut timeouts = LayeredTimeouts::new(handle.clone());
+    let t0 = timeouts.now();
+    let idle = Duration::from_secs(3);
+    timeouts.add_layer(TimingManager::new(
+        TimingConfig {
+            idle_timeout: idle,
+            handshake_timeout: None,
+            keep_alive: None,
+        },
+        t0,
+    ));
+    let mut connection = ConnectionTimers::new(1, handle.clone());
+    connection
+        .register_timer(TimeoutEvent::KeepAlive, idle)
+        .unwrap();
+    connection
+        .set_precision(TimeoutEvent::KeepAlive, Precision::Coarse)
+        .unwrap();
+    connection
+        .register_timer_at(TimeoutEvent::KeepAlive, t0 + idle)
+        .unwrap();
+    let held = connection.deadline(TimeoutEvent::KeepAlive).unwrap();
+    assert!(
+        held >= t0 + idle && held <= t0 + idle + idle / 8,
+        "{:?}",
+        held - t0
+    );
+    timeouts.next_timeouts().await.unwrap();
+    let late = Instant::now() - (t0 + idle);
+    assert!(late <= idle / 8 + 2 * MS, "late by {late:?}");
+}
+
+fn futures_poll(sleep: &mut ticktock::Sleep) -> Poll<Result<(), Shutdown>> {
+    std::pin::Pin::new(sleep).poll(&mut Context::from_waker(Waker::noop()))
 }

@@ -9,6 +9,11 @@
 //! - `reset/100000`: reset random timers among 100,000 live ones to now + 1–30 s (throughput:
 //!   resets).
 //!
+//! - `fixed/{churn,expire}/{fifo,wheel}/B`: timers that all share one delay (1000 ticks), 8 pushed
+//!   per tick, on a `FixedDelayQueue` and on a `TimerWheel` given the same deadlines: `churn`
+//!   pushes B and cancels all B, `expire` pushes B while time moves one tick per 8 pushes and
+//!   polls each tick until all fired (throughput: timers).
+//!
 //! Inputs come from a fixed-seed `SmallRng`, drawn before anything is timed.
 //! `cargo bench -p ticktock-wheel --bench wheel -- --test` runs each once as a smoke test.
 
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use ticktock_wheel::{TimerKey, TimerWheel};
+use ticktock_wheel::{FixedDelayKey, FixedDelayQueue, TimerKey, TimerWheel};
 
 const SEED: u64 = 20_240_601;
 const CHURN_SIZES: [usize; 7] = [32, 128, 256, 1024, 2048, 4096, 8192];
@@ -116,5 +121,89 @@ fn reset(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, churn, expire, reset);
+const FIXED_DELAY: u64 = 1000;
+const FIXED_SIZES: [usize; 2] = [1024, 65_536];
+/// Pushes per tick in the `fixed` workloads.
+const PER_TICK: u64 = 8;
+
+/// Same-delay timers: `FixedDelayQueue` against `TimerWheel` on the same deadlines.
+fn fixed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fixed");
+    for batch in FIXED_SIZES {
+        group.throughput(Throughput::Elements(batch as u64));
+        let ticks = batch as u64 / PER_TICK;
+        group.bench_function(BenchmarkId::new("churn/fifo", batch), |b| {
+            let mut queue = FixedDelayQueue::<u64>::with_capacity(FIXED_DELAY, batch);
+            let mut keys: Vec<FixedDelayKey> = Vec::with_capacity(batch);
+            let mut start = 0;
+            b.iter(|| {
+                for i in 0..batch as u64 {
+                    keys.push(queue.push(start + i / PER_TICK, i));
+                }
+                for key in keys.drain(..) {
+                    black_box(queue.cancel(key));
+                }
+                start += ticks;
+                black_box(queue.poll(start, &mut Vec::new()));
+            });
+            assert!(queue.is_empty());
+        });
+        group.bench_function(BenchmarkId::new("churn/wheel", batch), |b| {
+            let mut wheel = TimerWheel::<u64>::with_capacity(batch);
+            let mut keys: Vec<TimerKey> = Vec::with_capacity(batch);
+            let mut fired = Vec::new();
+            let mut start = 0;
+            b.iter(|| {
+                for i in 0..batch as u64 {
+                    keys.push(wheel.insert(start + i / PER_TICK + FIXED_DELAY, i));
+                }
+                for key in keys.drain(..) {
+                    black_box(wheel.cancel(key));
+                }
+                start += ticks;
+                black_box(wheel.poll(start, &mut fired));
+            });
+            assert!(wheel.is_empty());
+        });
+        group.bench_function(BenchmarkId::new("expire/fifo", batch), |b| {
+            let mut queue = FixedDelayQueue::<u64>::with_capacity(FIXED_DELAY, batch);
+            let mut fired = Vec::with_capacity(batch);
+            let mut now = 0;
+            b.iter(|| {
+                fired.clear();
+                let mut pushed = 0;
+                while fired.len() < batch {
+                    for _ in 0..PER_TICK.min((batch - pushed) as u64) {
+                        queue.push(now, now);
+                        pushed += 1;
+                    }
+                    queue.poll(now, &mut fired);
+                    now += 1;
+                }
+                black_box(fired.len());
+            });
+        });
+        group.bench_function(BenchmarkId::new("expire/wheel", batch), |b| {
+            let mut wheel = TimerWheel::<u64>::with_capacity(batch);
+            let mut fired = Vec::with_capacity(batch);
+            let mut now = 0;
+            b.iter(|| {
+                fired.clear();
+                let mut pushed = 0;
+                while fired.len() < batch {
+                    for _ in 0..PER_TICK.min((batch - pushed) as u64) {
+                        wheel.insert(now + FIXED_DELAY, now);
+                        pushed += 1;
+                    }
+                    wheel.poll(now, &mut fired);
+                    now += 1;
+                }
+                black_box(fired.len());
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, churn, expire, reset, fixed);
 criterion_main!(benches);

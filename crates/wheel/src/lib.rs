@@ -64,17 +64,23 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod batch;
+mod fifo;
 mod key;
 mod level;
 mod lists;
+mod precision;
 mod slab;
 mod stats;
 mod wheel;
 
+pub use batch::{BatchPath, BatchStrategy, ShardKey, ShardedWheel};
+pub use fifo::{FixedDelayKey, FixedDelayQueue, FixedDelayStats, FixedExpired};
 pub use key::TimerKey;
 pub use level::{HORIZON, LEVELS, SLOTS};
+pub use precision::{Precision, coarse_deadline};
 pub use stats::WheelStats;
 pub use wheel::{Expired, TimerWheel};

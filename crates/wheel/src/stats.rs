@@ -13,6 +13,9 @@ pub struct WheelStats {
     pub occupied_slots_per_level: [u32; LEVELS],
     /// Timers moved to a finer slot by a poll, without firing, since the wheel was made.
     pub cascades: u64,
+    /// Timers a poll filed at a later deadline their owner gave instead of cascading them (see
+    /// [`TimerWheel::poll_with_postpone`](crate::TimerWheel::poll_with_postpone)).
+    pub postponed: u64,
     /// Timers fired since the wheel was made.
     pub fired: u64,
     /// Timers cancelled (including by `clear`) since the wheel was made.

@@ -6,6 +6,7 @@ use core::fmt;
 use crate::key::TimerKey;
 use crate::level::{self, LEVELS};
 use crate::lists::{ListId, Lists, NIL};
+use crate::precision::Precision;
 use crate::slab::Slab;
 use crate::stats::WheelStats;
 
@@ -36,6 +37,7 @@ pub struct TimerWheel<T> {
     /// The tick the wheel stands at; every timer is filed relative to it.
     now: u64,
     cascades: u64,
+    postponed: u64,
     fired: u64,
     cancelled: u64,
 }
@@ -72,6 +74,7 @@ impl<T> TimerWheel<T> {
             lists: Lists::with_capacity(capacity),
             now: 0,
             cascades: 0,
+            postponed: 0,
             fired: 0,
             cancelled: 0,
         }
@@ -127,6 +130,29 @@ impl<T> TimerWheel<T> {
         self.lists.cover(key.index);
         self.lists.push_front(key.index, list);
         key
+    }
+
+    /// Like [`insert`](Self::insert), with the deadline met as `precision` says: a
+    /// [`Precision::Coarse`] timer fires up to an eighth of its delay late and cascades at most
+    /// once (see [`Precision::deadline`]). [`deadline`](Self::deadline) then reports the
+    /// rounded tick.
+    ///
+    /// ```
+    /// use ticktock_wheel::{Precision, TimerWheel};
+    ///
+    /// let mut wheel = TimerWheel::new();
+    /// let idle = wheel.insert_with(30_000, Precision::Coarse, "idle");
+    /// assert_eq!(wheel.deadline(idle), Some(30_016)); // up to the next multiple of 64 ticks
+    /// ```
+    #[inline]
+    pub fn insert_with(&mut self, deadline: u64, precision: Precision, value: T) -> TimerKey {
+        self.insert(precision.deadline(self.now, deadline), value)
+    }
+
+    /// Like [`reset`](Self::reset), with the new deadline met as `precision` says.
+    #[inline]
+    pub fn reset_with(&mut self, key: TimerKey, deadline: u64, precision: Precision) -> bool {
+        self.reset(key, precision.deadline(self.now, deadline))
     }
 
     /// Schedules many timers at once, pushing their keys into `keys` in the same order.
@@ -242,7 +268,25 @@ impl<T> TimerWheel<T> {
     }
 
     /// Like [`poll`](Self::poll), handing each fired timer to `fire` with its key and deadline.
-    pub fn poll_with(&mut self, now: u64, mut fire: impl FnMut(Expired<T>)) -> usize {
+    pub fn poll_with(&mut self, now: u64, fire: impl FnMut(Expired<T>)) -> usize {
+        self.poll_with_postpone(now, fire, |_, _, deadline| deadline)
+    }
+
+    /// Like [`poll_with`](Self::poll_with), and each timer the poll would cascade (move to a
+    /// finer slot because its slot came up but its deadline has not) is first shown to
+    /// `postpone` with its key, value and deadline. `postpone` returns the deadline to file it
+    /// at: its own to cascade as usual, or a later one, for a timer whose owner has since moved
+    /// on (the timer service's per-connection entries). Returning an earlier deadline counts as
+    /// returning the timer's own, so nothing is fired early or skipped.
+    ///
+    /// A postponed timer keeps its key; [`stats`](Self::stats) counts it in `postponed`, not
+    /// in `cascades`.
+    pub fn poll_with_postpone(
+        &mut self,
+        now: u64,
+        mut fire: impl FnMut(Expired<T>),
+        mut postpone: impl FnMut(TimerKey, &T, u64) -> u64,
+    ) -> usize {
         if now < self.now {
             return self.poll_behind(now, &mut fire);
         }
@@ -270,8 +314,20 @@ impl<T> TimerWheel<T> {
                     self.lists.set_next(index, deferred);
                     deferred = index;
                 } else {
-                    self.refile(index, deadline);
-                    debug_assert!(self.slab.timer(index).list.level() < list.level());
+                    let timer = self.slab.timer(index);
+                    let key = TimerKey {
+                        index,
+                        generation: timer.generation,
+                    };
+                    let later = postpone(key, &timer.value, deadline);
+                    if later > deadline {
+                        self.slab.timer_mut(index).deadline = later;
+                        self.postponed += 1;
+                        self.file(index, later);
+                    } else {
+                        self.refile(index, deadline);
+                        debug_assert!(self.slab.timer(index).list.level() < list.level());
+                    }
                 }
                 index = next;
             }
@@ -300,6 +356,7 @@ impl<T> TimerWheel<T> {
             live: self.slab.len(),
             occupied_slots_per_level: self.lists.occupied().map(|bits| bits.count_ones()),
             cascades: self.cascades,
+            postponed: self.postponed,
             fired: self.fired,
             cancelled: self.cancelled,
             heap_bytes: self.slab.heap_bytes() + self.lists.heap_bytes(),
@@ -326,13 +383,19 @@ impl<T> TimerWheel<T> {
         Some((list, start))
     }
 
-    /// Files timer `index`, on no list, where `deadline` belongs now.
+    /// Cascades timer `index`, on no list, to where `deadline` belongs now.
     #[inline]
     fn refile(&mut self, index: u32, deadline: u64) {
+        self.file(index, deadline);
+        self.cascades += 1;
+    }
+
+    /// Files timer `index`, on no list, where `deadline` belongs now.
+    #[inline]
+    fn file(&mut self, index: u32, deadline: u64) {
         let list = self.list_for(deadline);
         self.slab.timer_mut(index).list = list;
         self.lists.push_front(index, list);
-        self.cascades += 1;
     }
 
     #[inline]
@@ -369,5 +432,25 @@ impl<T> TimerWheel<T> {
             index = next;
         }
         (self.fired - fired_before) as usize
+    }
+}
+
+/// Hooks for the batch paths (`crate::batch`), which compute lists in lanes and estimate polls.
+impl<T> TimerWheel<T> {
+    /// Inserts a timer onto `list`, which must be the list `deadline` files into now (the SIMD
+    /// batch path computes it for four deadlines at a time).
+    #[inline(always)]
+    pub(crate) fn insert_filed(&mut self, deadline: u64, value: T, list: ListId) -> TimerKey {
+        debug_assert_eq!(list, self.list_for(deadline));
+        let key = self.slab.insert(deadline, value, list);
+        self.lists.cover(key.index);
+        self.lists.push_front(key.index, list);
+        key
+    }
+
+    /// Each level's occupancy bitmap.
+    #[inline]
+    pub(crate) fn occupancy(&self) -> &[u64; LEVELS] {
+        self.lists.occupied()
     }
 }

@@ -54,3 +54,44 @@ fn steady_state_operations_do_not_allocate() {
     });
     assert_eq!(info.count_total, 0, "a warm wheel allocated: {info:?}");
 }
+
+#[test]
+fn a_warm_fixed_delay_queue_does_not_allocate() {
+    use ticktock_wheel::FixedDelayQueue;
+
+    const DELAY: u64 = 1_000;
+    let mut queue = FixedDelayQueue::new(DELAY);
+    let mut fired = Vec::with_capacity(4096);
+    let mut keys = std::collections::VecDeque::with_capacity(4096);
+    // One round to grow the ring to its working size: 2 pushes per tick, one delay's worth.
+    let mut round = |queue: &mut FixedDelayQueue<u64>, start: u64| {
+        for now in start..start + 3 * DELAY {
+            for i in 0..2 {
+                keys.push_back(queue.push(now, now * 2 + i));
+            }
+            // Half are cancelled a little later (answered in time), half expire.
+            while keys.len() > 20 {
+                let key = keys.pop_front().expect("non-empty");
+                if key_is_even(queue, key) {
+                    queue.cancel(key);
+                }
+            }
+            fired.clear();
+            queue.poll(now, &mut fired);
+        }
+    };
+    round(&mut queue, 0);
+    let info = allocation_counter::measure(|| {
+        for r in 1..10 {
+            round(&mut queue, r * 3 * DELAY);
+        }
+    });
+    assert_eq!(info.count_total, 0, "a warm queue allocated: {info:?}");
+}
+
+fn key_is_even(
+    queue: &ticktock_wheel::FixedDelayQueue<u64>,
+    key: ticktock_wheel::FixedDelayKey,
+) -> bool {
+    queue.get(key).is_some_and(|value| value % 2 == 0)
+}

@@ -287,3 +287,29 @@ pub fn kind<E>(error: &BatchError<E>) -> &'static str {
         BatchError::WrongResponseCount { .. } => "WrongResponseCount",
     }
 }
+
+/// Options with a per-call deadline of `d`.
+pub fn deadline(d: Duration) -> CallOptions {
+    CallOptions {
+        deadline: Some(d),
+        ..CallOptions::default()
+    }
+}
+
+/// The answer the standard handler gives `request`.
+pub fn ok(request: u32) -> Result<u32, &'static str> {
+    Ok(response(request))
+}
+
+/// Results with errors shortened to their kind, for compact comparisons.
+pub fn simple(results: &[Timed]) -> Vec<(u64, Result<u32, &'static str>)> {
+    results
+        .iter()
+        .map(|(at, result)| {
+            (
+                at.as_millis() as u64,
+                result.as_ref().map(|v| *v).map_err(kind),
+            )
+        })
+        .collect()
+}

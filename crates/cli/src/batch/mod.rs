@@ -13,14 +13,13 @@
 
 pub mod compare;
 pub mod handler;
+pub mod html;
 pub mod load;
 pub mod report;
 pub mod results;
 pub mod tally;
 
 use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use self::handler::{Cost, FIXED_COST};
 use self::results::{Handled, Row};
@@ -288,15 +287,7 @@ pub fn run(config: &Config, show_progress: bool) -> Result<Vec<Row>, CliError> {
     // Start the global timer service's thread now, not inside the first timed row.
     let _ = ticktock::global();
     let cases = config.plan();
-    let target = if show_progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let progress = ProgressBar::with_draw_target(Some(cases.len() as u64), target);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}") {
-        progress.set_style(style.progress_chars("=> "));
-    }
+    let progress = crate::report::progress_bar(cases.len(), show_progress);
     let warm_up = Case {
         scenario: Scenario::ClosedLoop,
         cost: Cost::NoOp,

@@ -119,7 +119,8 @@ pub fn write_json(out: &mut impl Write, config: &Config, rows: &[Row]) -> Result
     Ok(())
 }
 
-fn run_name(config: &Config) -> &'static str {
+/// "quick" or "full".
+pub(super) fn run_name(config: &Config) -> &'static str {
     if config.quick { "quick" } else { "full" }
 }
 
@@ -131,21 +132,11 @@ fn run_name(config: &Config) -> &'static str {
 pub fn write_markdown(out: &mut impl Write, config: &Config, rows: &[Row]) -> Result<(), CliError> {
     writeln!(
         out,
-        "ticktock batch · machine: {} · {} run · 2 tokio workers · batchers: max_batch_size {}, \
-         defaults otherwise (queue bound 8,192, 1 batch at a time, no max_wait, no deadline, \
-         global timer)",
+        "ticktock batch · machine: {} · {}",
         crate::report::machine(),
-        run_name(config),
-        config.max_batch_size
+        settings(config)
     )?;
-    writeln!(
-        out,
-        "\nIn every table: p50/p95/p99 are client side, `Instant::now()` around each call, served \
-         requests only (hdrhistogram, 2 significant figures); batcher p50 / p99 is \
-         `stats().latency_us`, admission to response; the batch columns are \
-         `stats().batch_size`; fill = batch size / limit (fill max from the exact largest \
-         batch); queue max is `stats().queue_depth_max`."
-    )?;
+    writeln!(out, "\n{READING}")?;
     for &scenario in &config.scenarios {
         let of: Vec<&Row> = rows.iter().filter(|row| row.scenario == scenario).collect();
         if of.is_empty() {
@@ -159,45 +150,84 @@ pub fn write_markdown(out: &mut impl Write, config: &Config, rows: &[Row]) -> Re
         }
     }
     writeln!(out, "\n## against seed 004\n")?;
-    writeln!(
-        out,
-        "| KPI | seed 004 | ticktock-batch | ratio | budget | verdict |"
-    )?;
+    writeln!(out, "| {} |", CHECK_HEAD.join(" | "))?;
     writeln!(out, "|---|---|---|---:|---|---|")?;
     for check in compare::checks(rows) {
-        let ratio = check
-            .ratio
-            .map_or_else(|| "-".to_owned(), |r| format!("{}×", ratio(r)));
-        writeln!(
-            out,
-            "| {} | {} | {} | {ratio} | {} | {} |",
-            check.kpi,
-            check.seed,
-            check.ours,
-            check.budget,
-            check.verdict.label()
-        )?;
+        writeln!(out, "| {} |", check_cells(&check).join(" | "))?;
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "- ratio: how many times better than the seed (its time / ours, or our rate / its)."
-    )?;
-    let problems = problems(rows);
-    if problems.is_empty() {
-        writeln!(
-            out,
-            "- correctness: no batch above its limit, fill never above 100 %, every request \
-             answered exactly once with its own answer, and the counts of callers, batcher and \
-             handler agree in every row: ok."
-        )?;
-    } else {
-        for problem in problems {
-            writeln!(out, "- CORRECTNESS FAILURE: {problem}")?;
-        }
+    for line in verdict_lines(rows) {
+        writeln!(out, "- {line}")?;
     }
     Ok(())
 }
+
+/// The column titles of the comparison with the seed.
+pub(super) const CHECK_HEAD: [&str; 6] = [
+    "KPI",
+    "seed 004",
+    "ticktock-batch",
+    "ratio",
+    "budget",
+    "verdict",
+];
+
+/// One line of the comparison with the seed, under [`CHECK_HEAD`].
+pub(super) fn check_cells(check: &Check) -> [String; 6] {
+    let ratio = check
+        .ratio
+        .map_or_else(|| "-".to_owned(), |r| format!("{}×", ratio(r)));
+    [
+        check.kpi.clone(),
+        check.seed.clone(),
+        check.ours.clone(),
+        ratio,
+        check.budget.clone(),
+        check.verdict.label().to_owned(),
+    ]
+}
+
+/// The lines under the comparison: how to read the ratio, and the correctness verdict (every
+/// problem, or that there was none).
+pub(super) fn verdict_lines(rows: &[Row]) -> Vec<String> {
+    let mut lines = vec![
+        "ratio: how many times better than the seed (its time / ours, or our rate / its)."
+            .to_owned(),
+    ];
+    let problems = problems(rows);
+    if problems.is_empty() {
+        lines.push(
+            "correctness: no batch above its limit, fill never above 100 %, every request \
+             answered exactly once with its own answer, and the counts of callers, batcher and \
+             handler agree in every row: ok."
+                .to_owned(),
+        );
+    } else {
+        lines.extend(
+            problems
+                .into_iter()
+                .map(|problem| format!("CORRECTNESS FAILURE: {problem}")),
+        );
+    }
+    lines
+}
+
+/// How the run was set up: quick or full, the runtime, the batchers' settings.
+pub(super) fn settings(config: &Config) -> String {
+    format!(
+        "{} run · 2 tokio workers · batchers: max_batch_size {}, defaults otherwise (queue bound \
+         8,192, 1 batch at a time, no max_wait, no deadline, global timer)",
+        run_name(config),
+        config.max_batch_size
+    )
+}
+
+/// How to read every scenario's table.
+pub(super) const READING: &str = "In every table: p50/p95/p99 are client side, \
+    `Instant::now()` around each call, served requests only (hdrhistogram, 2 significant \
+    figures); batcher p50 / p99 is `stats().latency_us`, admission to response; the batch columns \
+    are `stats().batch_size`; fill = batch size / limit (fill max from the exact largest batch); \
+    queue max is `stats().queue_depth_max`.";
 
 /// A ratio with as many decimals as it deserves.
 fn ratio(value: f64) -> String {
@@ -210,7 +240,8 @@ fn ratio(value: f64) -> String {
     }
 }
 
-fn title(config: &Config, scenario: Scenario) -> String {
+/// The heading of a scenario's table: what it runs and how long.
+pub(super) fn title(config: &Config, scenario: Scenario) -> String {
     match scenario {
         Scenario::Seed => format!(
             "seed: seed 004's runs, each caller sending its share one after another with `call`; \
@@ -238,49 +269,67 @@ fn title(config: &Config, scenario: Scenario) -> String {
 }
 
 fn write_table(out: &mut impl Write, rows: &[&Row]) -> Result<(), CliError> {
-    writeln!(
-        out,
-        "| handler | load | requests | s | req/s | p50 µs | p95 µs | p99 µs | batcher p50 / p99 µs \
-         | batch mean | batch p50 | batch max | fill mean | fill max | queue max / bound \
-         | rejected | timed out |"
-    )?;
-    writeln!(
-        out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    )?;
+    writeln!(out, "| {} |", TABLE_HEAD.join(" | "))?;
+    writeln!(out, "|---|---|{}", "---:|".repeat(TABLE_HEAD.len() - 2))?;
     for row in rows {
-        let latency = row.latency();
-        let batcher = row.batcher_latency();
-        let batch = &row.stats.batch_size;
-        writeln!(
-            out,
-            "| {} | {} | {} | {:.3} | {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} | {:.0} \
-             | {} | {:.1} % | {:.1} % | {} / {} | {} | {} |",
-            row.cost.name(),
-            row.load.describe(),
-            thousands(row.run.tally.sent as f64),
-            row.run.seconds,
-            thousands(row.throughput()),
-            latency.p50,
-            latency.p95,
-            latency.p99,
-            batcher.p50,
-            batcher.p99,
-            batch.mean,
-            batch.p50,
-            row.largest_batch(),
-            row.fill_mean() * 100.0,
-            row.fill_max() * 100.0,
-            thousands(row.stats.queue_depth_max as f64),
-            thousands(row.stats.queue_capacity as f64),
-            thousands(row.rejected() as f64),
-            thousands(row.timed_out() as f64),
-        )?;
+        writeln!(out, "| {} |", table_cells(row).join(" | "))?;
     }
     Ok(())
 }
 
-fn notes(scenario: Scenario, rows: &[&Row]) -> Vec<String> {
+/// The column titles of a scenario's table (markdown and HTML).
+pub(super) const TABLE_HEAD: [&str; 17] = [
+    "handler",
+    "load",
+    "requests",
+    "s",
+    "req/s",
+    "p50 µs",
+    "p95 µs",
+    "p99 µs",
+    "batcher p50 / p99 µs",
+    "batch mean",
+    "batch p50",
+    "batch max",
+    "fill mean",
+    "fill max",
+    "queue max / bound",
+    "rejected",
+    "timed out",
+];
+
+/// One row of a scenario's table, under [`TABLE_HEAD`].
+pub(super) fn table_cells(row: &Row) -> [String; 17] {
+    let latency = row.latency();
+    let batcher = row.batcher_latency();
+    let batch = &row.stats.batch_size;
+    [
+        row.cost.name(),
+        row.load.describe(),
+        thousands(row.run.tally.sent as f64),
+        format!("{:.3}", row.run.seconds),
+        thousands(row.throughput()),
+        format!("{:.1}", latency.p50),
+        format!("{:.1}", latency.p95),
+        format!("{:.1}", latency.p99),
+        format!("{:.1} / {:.1}", batcher.p50, batcher.p99),
+        format!("{:.1}", batch.mean),
+        format!("{:.0}", batch.p50),
+        row.largest_batch().to_string(),
+        format!("{:.1} %", row.fill_mean() * 100.0),
+        format!("{:.1} %", row.fill_max() * 100.0),
+        format!(
+            "{} / {}",
+            thousands(row.stats.queue_depth_max as f64),
+            thousands(row.stats.queue_capacity as f64)
+        ),
+        thousands(row.rejected() as f64),
+        thousands(row.timed_out() as f64),
+    ]
+}
+
+/// The lines under a scenario's table.
+pub(super) fn notes(scenario: Scenario, rows: &[&Row]) -> Vec<String> {
     let mut notes = Vec::new();
     match scenario {
         Scenario::Seed => notes.push(

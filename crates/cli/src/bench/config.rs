@@ -29,6 +29,9 @@ pub enum Workload {
     Unified,
     /// Layers: timer work per packet (send, ack, receive) of reliable connections.
     PerPacket,
+    /// The wheel's batch paths (scalar, SIMD, parallel, adaptive) side by side; not part of
+    /// the default run (`ticktock bench batch`).
+    Batch,
 }
 
 impl Workload {
@@ -68,13 +71,14 @@ impl Workload {
             Self::Idle => "idle",
             Self::Unified => "unified",
             Self::PerPacket => "per-packet",
+            Self::Batch => "batch",
         }
     }
 
     /// Unit of the measured values.
     pub fn unit(self) -> &'static str {
         match self {
-            Self::Churn | Self::Expire => "ns/timer",
+            Self::Churn | Self::Expire | Self::Batch => "ns/timer",
             Self::Reset => "ns/reset",
             Self::Memory => "bytes/timer",
             Self::Service => "ns/op",
@@ -151,6 +155,10 @@ pub struct Config {
     pub per_packet_connections: usize,
     /// Per-packet: packets per sample.
     pub per_packet_packets: usize,
+    /// Batch paths: batch sizes B.
+    pub batch_sizes: Vec<usize>,
+    /// Batch paths: timers per sample, split into rounds of B (at least one round).
+    pub batch_timers_per_sample: usize,
 }
 
 impl Config {
@@ -180,6 +188,8 @@ impl Config {
             unified_queries: 10_000_000,
             per_packet_connections: 100_000,
             per_packet_packets: 5_000_000,
+            batch_sizes: vec![32, 256, 1024, 8192, 65_536, 1_000_000],
+            batch_timers_per_sample: 1 << 20,
         }
     }
 
@@ -202,6 +212,8 @@ impl Config {
             unified_queries: 1_000_000,
             per_packet_connections: 10_000,
             per_packet_packets: 500_000,
+            batch_sizes: vec![32, 1024, 8192, 65_536],
+            batch_timers_per_sample: 1 << 17,
             ..Self::full(seed)
         }
     }
@@ -233,6 +245,8 @@ impl Config {
             unified_queries: 1000,
             per_packet_connections: 100,
             per_packet_packets: 1000,
+            batch_sizes: vec![32],
+            batch_timers_per_sample: 64,
         }
     }
 }

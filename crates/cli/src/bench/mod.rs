@@ -13,7 +13,9 @@
 //! `tokio::time::Instant::now()` look up the current runtime and lock its clock's mutex. The
 //! service workloads read that clock on every operation, ticktock and tokio alike.
 
+pub mod batch_paths;
 mod config;
+pub mod html;
 mod inputs;
 pub mod layers;
 pub mod peers;
@@ -25,7 +27,7 @@ pub mod workloads;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 pub use self::config::{Config, DEFAULT_SEED, Workload};
 use self::inputs::{Picks, Pool};
@@ -171,6 +173,8 @@ fn plan(config: &Config) -> Vec<Case> {
                     cases.push(Case::new(workload, spec.parameter(), Spec::Unified(spec)));
                 }
             }
+            // Its own runner and table: `batch_paths`.
+            Workload::Batch => {}
             Workload::PerPacket => {
                 let spec = PerPacketSpec {
                     connections: config.per_packet_connections.max(1),
@@ -198,15 +202,7 @@ pub fn run(config: &Config, show_progress: bool) -> Result<Results, CliError> {
             * (case.spec.samples(config.samples) + usize::from(case.spec.wants_warm_up()))
     };
     let total: usize = cases.iter().map(runs_per_case).sum();
-    let target = if show_progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let progress = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(style) = ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}") {
-        progress.set_style(style.progress_chars("=> "));
-    }
+    let progress = crate::report::progress_bar(total, show_progress);
     let mut results = Results::default();
     for case in &cases {
         results

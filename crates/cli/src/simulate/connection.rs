@@ -18,11 +18,12 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use ticktock::{
-    AckFrame, Instant, LayerEvent, LayeredTimeouts, ReliabilityConfig, ReliabilityLayer, RtoConfig,
-    TimeoutCheckResult, TimeoutEvent, TimeoutLayer, TimerHandle, TimingConfig, TimingManager,
+    AckFrame, Instant, LayerEvent, LayeredTimeouts, Precision, ReliabilityConfig, ReliabilityLayer,
+    RtoConfig, TimeoutCheckResult, TimeoutEvent, TimeoutLayer, TimerHandle, TimingConfig,
+    TimingManager,
 };
 
-use super::stats::{Counters, Op};
+use super::stats::{Class, Counters, Op};
 use super::traffic::Slot;
 
 /// The timer kinds, in deadline-array order.
@@ -126,8 +127,14 @@ impl Protocol {
     /// is no longer set, so a re-arm counts as one.
     fn fired(&mut self, kind: usize, now: Instant, counters: &Counters) {
         counters.op(Op::Fired);
+        let class = match KINDS[kind] {
+            TimeoutEvent::IdleTimeout | TimeoutEvent::KeepAlive => Class::IdleKeepAlive,
+            _ => Class::Exact,
+        };
         match self.deadlines[kind] {
-            Some(deadline) if deadline <= now => counters.lateness(now.duration_since(deadline)),
+            Some(deadline) if deadline <= now => {
+                counters.lateness(class, now.duration_since(deadline));
+            }
             _ => counters.early(),
         }
         if self.deadlines[kind].take().is_some() {
@@ -193,6 +200,12 @@ fn exchange(
     }
 }
 
+/// The peer's acknowledgment of what it got so far arrives on its own.
+fn acknowledge(reliability: &mut ReliabilityLayer, protocol: &Protocol, now: Instant) {
+    let ack = protocol.ack(reliability.next_sequence());
+    reliability.on_ack(ack, now);
+}
+
 /// Handles what the layers reported at `now`; returns how the connection closes, if it does.
 fn settle(
     results: &[TimeoutCheckResult],
@@ -233,12 +246,20 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub loss: f64,
     pub migration: f64,
+    /// How exactly ticktock meets idle and keep-alive deadlines.
+    pub idle_precision: Precision,
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Waits for the next packet; `false` when it was the run's end that woke the connection.
 async fn packet(slot: &Slot, shared: &Shared) -> bool {
     slot.packet.notified().await;
+    !shared.stop.load(Ordering::Relaxed)
+}
+
+/// Waits for the peer's next acknowledgment; `false` when it was the run's end.
+async fn acknowledgment(slot: &Slot, shared: &Shared) -> bool {
+    slot.ack.notified().await;
     !shared.stop.load(Ordering::Relaxed)
 }
 
@@ -253,7 +274,11 @@ pub async fn run_ticktock(
         shared.counters.opened();
         let mut timeouts = LayeredTimeouts::new(handle.clone());
         let now = timeouts.now();
-        let timing = timeouts.add_layer(TimingManager::new(timing_config(), now));
+        let timing = timeouts.add_layer(
+            TimingManager::new(timing_config(), now)
+                .with_precision(TimeoutEvent::IdleTimeout, shared.idle_precision)
+                .with_precision(TimeoutEvent::KeepAlive, shared.idle_precision),
+        );
         let reliability = timeouts.add_layer(ReliabilityLayer::new(reliability_config()));
         let mut protocol = Protocol::new();
         // The deadlines as of the last event, read through the guards that changed them (or,
@@ -280,6 +305,16 @@ pub async fn run_ticktock(
                     }
                     if let Some(mut layer) = timeouts.layer_mut(reliability) {
                         exchange(&mut layer, &mut protocol, &mut rng, now, shared.loss);
+                        current[4] = layer.next_deadline();
+                    }
+                }
+                running = acknowledgment(&slot, &shared) => {
+                    if !running {
+                        break None;
+                    }
+                    let now = timeouts.now();
+                    if let Some(mut layer) = timeouts.layer_mut(reliability) {
+                        acknowledge(&mut layer, &protocol, now);
                         current[4] = layer.next_deadline();
                     }
                 }
@@ -374,6 +409,12 @@ pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) 
                     shared.counters.packet();
                     receive(&mut timing, &mut protocol, &mut rng, now, shared.migration);
                     exchange(&mut reliability, &mut protocol, &mut rng, now, shared.loss);
+                }
+                running = acknowledgment(&slot, &shared) => {
+                    if !running {
+                        break None;
+                    }
+                    acknowledge(&mut reliability, &protocol, Instant::now());
                 }
                 () = sleeps.next() => {
                     let now = Instant::now();

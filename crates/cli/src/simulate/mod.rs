@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use ticktock::{Clock, TimerService};
+use ticktock::{Clock, Precision, TimerService};
 
 use self::connection::Shared;
-use self::results::{Backend, Sample, SimResult};
-use self::stats::Counters;
+use self::results::{Backend, Sample, SimResult, WheelWork};
+use self::stats::{Class, Counters};
 use self::traffic::{Slot, Traffic};
 use crate::bench::service::CpuReading;
 use crate::error::CliError;
@@ -42,6 +42,8 @@ pub struct SimConfig {
     pub duration: Duration,
     /// The traffic model.
     pub traffic: Traffic,
+    /// How exactly ticktock meets idle and keep-alive deadlines (tokio's are always exact).
+    pub idle_precision: Precision,
 }
 
 /// Largest connection count accepted (memory: about 1.5 KiB per connection).
@@ -80,6 +82,12 @@ impl SimConfig {
             return invalid(format!(
                 "--migration must be in [0, 1], got {}",
                 traffic.migration
+            ));
+        }
+        if traffic.ack_delay > Duration::from_secs(10) {
+            return invalid(format!(
+                "--ack-delay must be at most 10s, got {:?}",
+                traffic.ack_delay
             ));
         }
         if traffic.lifetime < Duration::from_millis(10) {
@@ -178,6 +186,7 @@ fn run_backend(
         counters: Arc::clone(&counters),
         loss: config.traffic.loss,
         migration: config.traffic.migration,
+        idle_precision: config.idle_precision,
         stop: Arc::clone(&stop),
     });
     let slots: Arc<Vec<Arc<Slot>>> = Arc::new(
@@ -220,6 +229,7 @@ fn run_backend(
     if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
         bar.set_style(style);
     }
+    let service_start = handle.stats();
     let cpu_start = CpuReading::now()?;
     let start = Instant::now();
     let ops_start = counters.ops().total();
@@ -233,6 +243,7 @@ fn run_backend(
     ));
     let wall = start.elapsed();
     let cpu = CpuReading::now()?.since(&cpu_start);
+    let service_end = handle.stats();
     let measured_ops = counters.ops().total().saturating_sub(ops_start);
     bar.finish_and_clear();
     stop.store(true, Ordering::Relaxed);
@@ -249,8 +260,15 @@ fn run_backend(
     tasks.abort_all();
     // Read once every connection stopped, so the counts agree with each other.
     let ops = counters.ops();
-    let (lateness, lateness_buckets) = counters.lateness_summary();
+    let (lateness, lateness_buckets) = counters.lateness_summary(Class::Exact);
+    let (idle_lateness, _) = counters.lateness_summary(Class::IdleKeepAlive);
     let wall_s = wall.as_secs_f64();
+    let wheel = (backend == Backend::Ticktock).then(|| WheelWork {
+        cascades: service_end.cascades - service_start.cascades,
+        connection_rearms: service_end.connection_rearms - service_start.connection_rearms,
+        processed: service_end.processed - service_start.processed,
+        driver_wakeups: service_end.driver_wakeups - service_start.driver_wakeups,
+    });
     Ok(SimResult {
         backend: Some(backend),
         connections: config.connections as u64,
@@ -260,7 +278,13 @@ fn run_backend(
         wall_s,
         ops,
         ops_per_sec: measured_ops as f64 / wall_s.max(1e-9),
+        idle_precision: match (backend, config.idle_precision) {
+            (Backend::Ticktock, Precision::Coarse) => "coarse",
+            _ => "exact",
+        },
         lateness,
+        idle_lateness,
+        wheel,
         lateness_buckets,
         cpu_s: cpu.as_secs_f64(),
         cpu_ns_per_op: cpu.as_nanos() as f64 / measured_ops.max(1) as f64,
@@ -297,7 +321,7 @@ async fn sample(
             connections: 0,
         };
         last = (t_s, total);
-        let (lateness, _) = counters.lateness_summary();
+        let (lateness, _) = counters.lateness_summary(Class::Exact);
         // Keeps the service's gauges fresh for a `--metrics` scraper.
         metrics_http::publish_service_stats(handle);
         bar.set_message(format!(
@@ -390,7 +414,13 @@ pub fn write_table(
     }
     writeln!(out)?;
     type Row = (&'static str, fn(&SimResult) -> f64, bool);
-    let rows: [Row; 17] = [
+    // Figures a backend does not have are NaN and print as "–".
+    fn wheel(r: &SimResult, field: fn(&WheelWork) -> u64) -> f64 {
+        r.wheel
+            .as_ref()
+            .map_or(f64::NAN, |wheel| field(wheel) as f64)
+    }
+    let rows: [Row; 24] = [
         ("timer ops/s", |r| r.ops_per_sec, true),
         ("  armed", |r| r.ops.armed as f64, false),
         ("  postponed", |r| r.ops.postponed as f64, false),
@@ -400,10 +430,44 @@ pub fn write_table(
         ("packets offered", |r| r.packets_offered as f64, false),
         ("packets processed", |r| r.packets as f64, false),
         ("connections opened", |r| r.connections_opened as f64, false),
-        ("lateness p50 (µs)", |r| r.lateness.p50_us, false),
-        ("lateness p99 (µs)", |r| r.lateness.p99_us, false),
-        ("lateness max (µs)", |r| r.lateness.max_us, false),
+        (
+            "lateness p50, exact timers (µs)",
+            |r| r.lateness.p50_us,
+            false,
+        ),
+        (
+            "lateness p99, exact timers (µs)",
+            |r| r.lateness.p99_us,
+            false,
+        ),
+        (
+            "lateness max, exact timers (µs)",
+            |r| r.lateness.max_us,
+            false,
+        ),
+        (
+            "lateness p50, idle + keep-alive (µs)",
+            |r| r.idle_lateness.p50_us,
+            false,
+        ),
+        (
+            "lateness p99, idle + keep-alive (µs)",
+            |r| r.idle_lateness.p99_us,
+            false,
+        ),
+        (
+            "lateness max, idle + keep-alive (µs)",
+            |r| r.idle_lateness.max_us,
+            false,
+        ),
         ("early fires", |r| r.lateness.early as f64, false),
+        ("wheel cascades", |r| wheel(r, |w| w.cascades), false),
+        ("wheel entries fired", |r| wheel(r, |w| w.processed), false),
+        (
+            "  re-filed, not woken",
+            |r| wheel(r, |w| w.connection_rearms),
+            false,
+        ),
         ("CPU (s)", |r| r.cpu_s, false),
         ("CPU ns per timer op", |r| r.cpu_ns_per_op, false),
         (
@@ -416,11 +480,17 @@ pub fn write_table(
             |r| r.peak_rss_bytes as f64 / 1_048_576.0,
             false,
         ),
+        ("driver wake-ups", |r| wheel(r, |w| w.driver_wakeups), false),
     ];
     for (label, value, higher_is_better) in rows {
         write!(out, "| {label} |")?;
         for result in results {
-            write!(out, " {:.1} |", value(result))?;
+            let value = value(result);
+            if value.is_nan() {
+                write!(out, " – |")?;
+            } else {
+                write!(out, " {value:.1} |")?;
+            }
         }
         if let [ticktock, tokio] = results {
             let (a, b) = (value(ticktock), value(tokio));
@@ -460,8 +530,10 @@ mod tests {
                 loss: 0.05,
                 lifetime: Duration::from_millis(300),
                 migration: 0.05,
+                ack_delay: Duration::from_millis(20),
                 seed: 7,
             },
+            idle_precision: Precision::Coarse,
         }
     }
 
@@ -482,9 +554,14 @@ mod tests {
             // Quiet connections close on their idle timeout and are replaced.
             assert!(result.ops.fired > 0, "{name}: nothing fired");
             assert!(result.connections_opened >= config.connections as u64);
+            assert_eq!(result.idle_lateness.early, result.lateness.early);
             assert_eq!(
-                result.lateness.count,
+                result.lateness.count + result.idle_lateness.count,
                 result.ops.fired - result.lateness.early
+            );
+            assert_eq!(
+                result.wheel.is_some(),
+                result.backend == Some(Backend::Ticktock)
             );
             assert!(result.lateness.p50_us <= result.lateness.p99_us);
             assert!(result.lateness.p99_us <= result.lateness.max_us);

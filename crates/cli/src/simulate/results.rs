@@ -46,6 +46,20 @@ impl OpCounts {
     }
 }
 
+/// The ticktock service's own work over the measured part of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WheelWork {
+    /// Timers the wheels moved down a level without firing them.
+    pub cascades: u64,
+    /// Registrations the driver found postponed when they came up and filed again without
+    /// waking their connection.
+    pub connection_rearms: u64,
+    /// Entries the wheels fired (processed).
+    pub processed: u64,
+    /// Times the driver woke up.
+    pub driver_wakeups: u64,
+}
+
 /// Quantiles of fire lateness, in µs (deadline to the connection handling the timeout).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Lateness {
@@ -96,9 +110,17 @@ pub struct SimResult {
     pub ops: OpCounts,
     /// Timer operations per second of wall time.
     pub ops_per_sec: f64,
-    /// Fire lateness.
+    /// Whether ticktock met idle and keep-alive deadlines coarsely (`"coarse"`) or exactly.
+    pub idle_precision: &'static str,
+    /// Fire lateness of the exact timers (handshake, path validation, RTO); `early` counts
+    /// early fires of every kind.
     pub lateness: Lateness,
-    /// Lateness histogram: (upper bound in µs, fires in that bucket), buckets doubling.
+    /// Fire lateness of the idle and keep-alive timers (coarse on ticktock by default: up to an
+    /// eighth of the timeout late by design); `early` counts early fires of every kind.
+    pub idle_lateness: Lateness,
+    /// The timer service's own work (ticktock only; tokio's timer does not say).
+    pub wheel: Option<WheelWork>,
+    /// Lateness histogram of the exact timers: (upper bound in µs, fires in that bucket), buckets doubling.
     pub lateness_buckets: Vec<(f64, u64)>,
     /// Process CPU time (user + system) over the measured part, in seconds.
     pub cpu_s: f64,

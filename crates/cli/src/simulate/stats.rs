@@ -38,11 +38,20 @@ pub enum Op {
     Fired,
 }
 
+/// Which lateness histogram a fire goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Handshake, path validation and RTO: exact on both backends.
+    Exact,
+    /// Idle and keep-alive: coarse on ticktock unless `--exact-timers`.
+    IdleKeepAlive,
+}
+
 /// Every counter of a run.
 #[derive(Debug)]
 pub struct Counters {
     shards: [Shard; SHARDS],
-    lateness: Mutex<Histogram<u64>>,
+    lateness: [Mutex<Histogram<u64>>; 2],
 }
 
 thread_local! {
@@ -56,10 +65,12 @@ impl Counters {
     pub fn new() -> Self {
         Self {
             shards: std::array::from_fn(|_| Shard::default()),
-            lateness: Mutex::new(
-                Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("1 µs to 1 h at 3 significant figures is a valid histogram"),
-            ),
+            lateness: std::array::from_fn(|_| {
+                Mutex::new(
+                    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                        .expect("1 µs to 1 h at 3 significant figures is a valid histogram"),
+                )
+            }),
         }
     }
 
@@ -98,10 +109,10 @@ impl Counters {
         self.shard().live_timers.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// Records a fire `late` after its deadline.
-    pub fn lateness(&self, late: Duration) {
+    /// Records a fire of a `class` timer `late` after its deadline.
+    pub fn lateness(&self, class: Class, late: Duration) {
         let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.lateness
+        self.lateness[class as usize]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .saturating_record(micros);
@@ -143,10 +154,10 @@ impl Counters {
         live.max(0) as u64
     }
 
-    /// Lateness so far, and the histogram's doubling buckets.
-    pub fn lateness_summary(&self) -> (Lateness, Vec<(f64, u64)>) {
-        let histogram = self
-            .lateness
+    /// Lateness of `class` timers so far, and the histogram's doubling buckets (early fires
+    /// of every class are in each summary's `early`).
+    pub fn lateness_summary(&self, class: Class) -> (Lateness, Vec<(f64, u64)>) {
+        let histogram = self.lateness[class as usize]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let early = self.sum(|shard| shard.early.load(Ordering::Relaxed));

@@ -4,6 +4,10 @@
 //! A generator thread keeps the next packet time of every connection in a `TimerWheel` (1 ms
 //! ticks) and, each millisecond, wakes the connections whose packet is due (a `Notify` each, as
 //! a socket's readiness would). Inter-packet gaps are exponential around `1 / packet_rate`.
+//! Each packet is answered with a frame, and the peer's acknowledgment of that frame arrives
+//! `ack_delay` later (uniform between half and one and a half times it: the round trip plus
+//! the peer's delayed-ack timer), a second wake-up, so the RTO timer is armed on every answer
+//! and, unless the frame was lost, stopped before it fires.
 //! A connection stops receiving packets after its lifetime (exponential around `lifetime`):
 //! it then goes quiet and is closed by its idle timeout, and its slot opens a new connection.
 
@@ -27,6 +31,8 @@ pub struct Traffic {
     pub lifetime: Duration,
     /// Share of packets that start a path validation (a migration).
     pub migration: f64,
+    /// Mean time from sending a frame to its acknowledgment arriving.
+    pub ack_delay: Duration,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -37,6 +43,8 @@ pub struct Traffic {
 pub struct Slot {
     /// Set by the generator when a packet is due.
     pub packet: Notify,
+    /// Set by the generator when the peer's acknowledgment of the last answer is due.
+    pub ack: Notify,
     /// Bumped when the slot's connection closes; the generator then schedules the next one.
     pub generation: AtomicU32,
 }
@@ -46,6 +54,9 @@ pub fn exponential(rng: &mut SmallRng, mean: Duration) -> Duration {
     let uniform: f64 = rng.random_range(f64::EPSILON..1.0);
     mean.mul_f64(-uniform.ln())
 }
+
+/// Marks a wheel entry as an acknowledgment rather than a packet.
+const ACK: u32 = 1 << 31;
 
 /// Runs the generator on the current thread until `stop`; returns the packets it delivered.
 pub fn generate(slots: &[Arc<Slot>], traffic: Traffic, stop: &AtomicBool) -> u64 {
@@ -67,7 +78,12 @@ pub fn generate(slots: &[Arc<Slot>], traffic: Traffic, stop: &AtomicBool) -> u64
         std::thread::sleep(Duration::from_millis(1));
         let now = ms(Instant::now());
         wheel.poll(now, &mut due);
-        for index in due.drain(..) {
+        for entry in due.drain(..) {
+            if entry & ACK != 0 {
+                slots[(entry & !ACK) as usize].ack.notify_one();
+                continue;
+            }
+            let index = entry;
             let slot = &slots[index as usize];
             let entry = &mut seen[index as usize];
             let generation = slot.generation.load(Ordering::Acquire);
@@ -81,6 +97,8 @@ pub fn generate(slots: &[Arc<Slot>], traffic: Traffic, stop: &AtomicBool) -> u64
             if now < entry.1 {
                 slot.packet.notify_one();
                 delivered += 1;
+                let ack = traffic.ack_delay.mul_f64(rng.random_range(0.5..1.5));
+                wheel.insert(now + 1 + ms(start + ack), index | ACK);
             }
             // Quiet connections are looked at again later, to notice a new one in the slot.
             let next = now + 1 + ms(start + exponential(&mut rng, gap));

@@ -6,11 +6,16 @@
 //! the waiting future borrows the connection mutably, so no layer can change while it waits,
 //! and a packet that changes three layers is judged by its net effect.
 //!
-//! - The unified deadline moved **later** (the idle timeout on every packet): nothing happens.
-//!   The registration stays at the earlier deadline; when it fires, the poll finds nothing due
-//!   and files it at the deadline of the moment. One wake per idle period replaces a clock
-//!   conversion and two atomics per packet.
+//! - The unified deadline moved **later** (the idle timeout on every packet, the RTO stopped
+//!   by an ack): the new tick is published with a store and the wheel entry stays where it
+//!   is. When the driver reaches the entry — its slot, to cascade it, or its tick, to fire
+//!   it — it finds the later tick and files the entry there, without waking the connection.
 //! - It moved **earlier**: the registration is reset under the shard's lock.
+//!
+//! Deadlines come in two [`Precision`](crate::Precision)s (see [`TimeoutLayer::next_deadlines`]): the entry's
+//! tick is the earlier of the exact deadline's tick and the coarse deadline's tick rounded up
+//! to the wheel granularity that is at most an eighth of the time to it, so coarse idle and
+//! keep-alive timeouts fire at a slot boundary instead of cascading down to their own tick.
 //!
 //! Whether anything is due is judged against the tick of the driver's last pass, so a poll
 //! reads no clock unless something is due: when the registration fires, the pass that fired it
@@ -22,11 +27,12 @@ use std::task::{Context, Poll, Waker};
 use tokio::time::Instant;
 
 use super::scheduler::{LayerGuard, LayerId, SchedulerStats, UnifiedScheduler};
-use super::{TimeoutCheckResult, TimeoutLayer};
+use super::{LayerDeadlines, TimeoutCheckResult, TimeoutLayer};
 use crate::error::Shutdown;
 use crate::handoff::UNSET;
 use crate::registration::Registration;
 use crate::service::TimerHandle;
+use ticktock_wheel::coarse_deadline;
 
 /// A connection's timeout layers on one timer-service registration.
 ///
@@ -52,8 +58,8 @@ use crate::service::TimerHandle;
 pub struct LayeredTimeouts {
     scheduler: UnifiedScheduler,
     registration: Registration,
-    /// The deadline the registration was last pointed at, and its tick (`None`: nothing).
-    filed: Option<(Instant, u64)>,
+    /// The deadlines the registration was last pointed at, and its tick (`None`: never filed).
+    filed: Option<(LayerDeadlines, u64)>,
     /// The waker last registered with the registration.
     waker: Option<Waker>,
 }
@@ -121,11 +127,27 @@ impl LayeredTimeouts {
         }
     }
 
-    /// Points the registration at the unified deadline, whatever it was filed at.
+    /// The tick the registration belongs at for `deadlines`: the exact one's tick, or the
+    /// coarse one's rounded up within its slack ([`coarse_deadline`]), whichever comes first.
+    #[inline]
+    fn tick_for(&self, deadlines: LayerDeadlines) -> u64 {
+        let exact = deadlines
+            .exact
+            .map_or(UNSET, |deadline| self.registration.tick_of(deadline));
+        let coarse = deadlines.coarse.map_or(UNSET, |coarse| {
+            coarse_deadline(
+                self.registration.tick_of(coarse.deadline),
+                self.registration.ticks_in(coarse.slack),
+            )
+        });
+        exact.min(coarse)
+    }
+
+    /// Points the registration at the unified deadlines, whatever it was filed at.
     fn file_unified(&mut self) {
-        let deadline = self.scheduler.calculate_unified_deadline();
-        self.filed = deadline.map(|deadline| (deadline, self.registration.tick_of(deadline)));
-        let tick = self.filed.map_or(UNSET, |(_, tick)| tick);
+        let deadlines = self.scheduler.unified_deadlines();
+        let tick = self.tick_for(deadlines);
+        self.filed = Some((deadlines, tick));
         // Fails only after shutdown, which the poll reports.
         self.registration.follow(tick).ok();
     }
@@ -151,19 +173,27 @@ impl LayeredTimeouts {
         if self.registration.is_shut_down() {
             return Poll::Ready(Err(Shutdown));
         }
-        let deadline = self.scheduler.calculate_unified_deadline();
+        let deadlines = self.scheduler.unified_deadlines();
         let coarse = self.registration.coarse_tick();
-        if let Some((filed_at, tick)) = self.filed {
+        if let Some((filed_for, tick)) = self.filed {
             // The per-packet case: the deadline moved later (or stayed), and the registration
             // at the old one has neither fired (`due`) nor come due. Nothing to do until it
             // fires — not even the waker, if it is the one registered: the driver takes that
             // only when it fires the registration, and sets `due` first; the wake that follows
             // makes the next poll see `due` and take the full path, which re-registers and
             // re-files.
-            if deadline.is_none_or(|deadline| deadline >= filed_at)
+            if deadlines.not_earlier_than(&filed_for)
                 && tick > coarse
                 && !self.registration.is_due()
             {
+                if deadlines != filed_for {
+                    // Tell the driver where the connection is now (a store: the entry stays
+                    // put), so when the entry's slot or tick comes up it is filed there
+                    // instead of cascading or waking this task for nothing.
+                    let wanted = self.tick_for(deadlines);
+                    self.registration.follow(wanted).ok();
+                    self.filed = Some((deadlines, tick));
+                }
                 self.register_waker(cx.waker());
                 return Poll::Pending;
             }
@@ -171,7 +201,7 @@ impl LayeredTimeouts {
         self.registration.clear_due();
         self.registration.register_waker(cx.waker());
         self.waker = Some(cx.waker().clone());
-        let tick = deadline.map_or(UNSET, |deadline| self.registration.tick_of(deadline));
+        let tick = self.tick_for(deadlines);
         // Due by the coarse clock means due by the real one, which the layers are then given.
         if tick <= coarse {
             let results = self.check_timeouts(self.now());

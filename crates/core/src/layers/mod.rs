@@ -98,6 +98,20 @@ pub trait TimeoutLayer: Any + Send {
     /// report, or `None` when nothing is pending.
     fn next_deadline(&self) -> Option<Instant>;
 
+    /// [`next_deadline`](Self::next_deadline) split by [`Precision`](crate::Precision): the earliest deadline that
+    /// must be met exactly and the earliest that may be met coarsely (never early, up to an
+    /// eighth of the time to it late, in exchange for less work in the wheel). The earlier of
+    /// the two must equal `next_deadline()`.
+    ///
+    /// The default reports every deadline as exact.
+    #[inline]
+    fn next_deadlines(&self) -> LayerDeadlines {
+        LayerDeadlines {
+            exact: self.next_deadline(),
+            coarse: None,
+        }
+    }
+
     /// Reports (and consumes) everything due at `now`, and moves the deadline on.
     fn check_timeouts(&mut self, now: Instant) -> TimeoutCheckResult;
 
@@ -107,6 +121,64 @@ pub trait TimeoutLayer: Any + Send {
     /// A one-line summary of the layer's counters, if it keeps any.
     fn stats(&self) -> Option<String> {
         None
+    }
+}
+
+/// A layer's (or a scheduler's) earliest deadlines by [`Precision`](crate::Precision); `None` means none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerDeadlines {
+    /// The earliest deadline to be met in its own tick.
+    pub exact: Option<Instant>,
+    /// The earliest deadline that may be met coarsely, and how late it may be met.
+    pub coarse: Option<CoarseDeadline>,
+}
+
+/// A deadline that may be met up to `slack` late (never early): the timer service then files
+/// it at a wheel slot boundary, which spares it cascading down to its own tick.
+///
+/// Ordered by deadline, then by slack, so the minimum of several is the earliest deadline with
+/// the least slack among equals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CoarseDeadline {
+    /// When the timeout is due.
+    pub deadline: Instant,
+    /// How much later than `deadline` it may be reported: an eighth of the timeout is the
+    /// convention (the Linux timer wheel's bound).
+    pub slack: Duration,
+}
+
+impl CoarseDeadline {
+    /// A timeout of `timeout` running out at `deadline`, with an eighth of `timeout` as slack.
+    #[inline]
+    #[must_use]
+    pub fn eighth_of(deadline: Instant, timeout: Duration) -> Self {
+        Self {
+            deadline,
+            slack: timeout / 8,
+        }
+    }
+}
+
+impl LayerDeadlines {
+    /// The earlier of the two.
+    #[inline]
+    #[must_use]
+    pub fn earliest(&self) -> Option<Instant> {
+        earlier(self.exact, self.coarse.map(|coarse| coarse.deadline))
+    }
+
+    /// Whether neither deadline is earlier than in `before` (a missing deadline counts as
+    /// later than any; a coarse one with less slack counts as earlier).
+    #[inline]
+    pub(crate) fn not_earlier_than(&self, before: &Self) -> bool {
+        fn later<T: Ord>(now: Option<T>, then: Option<T>) -> bool {
+            match (now, then) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(now), Some(then)) => now >= then,
+            }
+        }
+        later(self.exact, before.exact) && later(self.coarse, before.coarse)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
-use super::{TimeoutCheckResult, TimeoutLayer, earlier};
+use super::{CoarseDeadline, LayerDeadlines, TimeoutCheckResult, TimeoutLayer};
 
 /// Names a layer added to a [`UnifiedScheduler`], and its type.
 pub struct LayerId<T> {
@@ -61,53 +61,109 @@ pub struct SchedulerStats {
 /// Layers a scheduler holds without a separate allocation.
 const INLINE_LAYERS: usize = 4;
 
-/// A layer and its cached deadline, side by side so a change touches one place.
+/// A layer and its cached deadlines, side by side so a change touches one place.
 struct Slot {
-    deadline: Option<Instant>,
+    deadlines: LayerDeadlines,
     layer: Box<dyn TimeoutLayer>,
 }
 
-/// The cached minimum, kept apart from the slots so a guard can hold a layer and it at once.
+/// The earlier of two optional values, `None` meaning "never".
+#[inline]
+fn first<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The minimum of one kind of deadline over the slots, recomputed lazily once it went stale.
+#[derive(Debug)]
+struct Minimum<T> {
+    earliest: Option<T>,
+    stale: bool,
+}
+
+impl<T> Default for Minimum<T> {
+    fn default() -> Self {
+        Self {
+            earliest: None,
+            stale: false,
+        }
+    }
+}
+
+impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
+    /// One slot's deadline moves from `old` to `new`; `false` when nothing changed.
+    #[inline]
+    fn update(&mut self, old: Option<T>, new: Option<T>) -> bool {
+        if old == new {
+            return false;
+        }
+        if self.stale {
+            return true;
+        }
+        if first(new, self.earliest) != self.earliest {
+            self.earliest = new;
+        } else if old.is_some() && old == self.earliest {
+            self.stale = true;
+        }
+        true
+    }
+
+    #[inline]
+    fn get(&mut self, slots: &[Slot], of: fn(&LayerDeadlines) -> Option<T>) -> bool {
+        let hit = !self.stale;
+        if self.stale {
+            self.earliest = slots
+                .iter()
+                .map(|slot| of(&slot.deadlines))
+                .fold(None, first);
+            self.stale = false;
+        }
+        debug_assert_eq!(
+            self.earliest,
+            slots
+                .iter()
+                .map(|slot| of(&slot.deadlines))
+                .fold(None, first)
+        );
+        hit
+    }
+}
+
+/// The cached minima, kept apart from the slots so a guard can hold a layer and them at once.
 #[derive(Debug, Default)]
 struct DeadlineCache {
-    earliest: Option<Instant>,
-    stale: bool,
+    exact: Minimum<Instant>,
+    coarse: Minimum<CoarseDeadline>,
     stats: SchedulerStats,
 }
 
 impl DeadlineCache {
-    /// A layer's cached deadline moves from `*cached` to `deadline`.
+    /// A layer's cached deadlines move from `*cached` to `deadlines`.
     #[inline]
-    fn update(&mut self, cached: &mut Option<Instant>, deadline: Option<Instant>) {
-        let old = std::mem::replace(cached, deadline);
-        if old == deadline {
-            return;
-        }
-        self.stats.deadline_changes += 1;
-        if self.stale {
-            return;
-        }
-        if earlier(deadline, self.earliest) != self.earliest {
-            self.earliest = deadline;
-        } else if old.is_some() && old == self.earliest {
-            self.stale = true;
+    fn update(&mut self, cached: &mut LayerDeadlines, deadlines: LayerDeadlines) {
+        let old = std::mem::replace(cached, deadlines);
+        let exact = self.exact.update(old.exact, deadlines.exact);
+        let coarse = self.coarse.update(old.coarse, deadlines.coarse);
+        if exact || coarse {
+            self.stats.deadline_changes += 1;
         }
     }
 
     #[inline]
-    fn earliest(&mut self, slots: &[Slot]) -> Option<Instant> {
+    fn deadlines(&mut self, slots: &[Slot]) -> LayerDeadlines {
         self.stats.deadline_queries += 1;
-        if self.stale {
-            self.earliest = slots.iter().map(|slot| slot.deadline).fold(None, earlier);
-            self.stale = false;
-        } else {
+        let exact_hit = self.exact.get(slots, |deadlines| deadlines.exact);
+        let coarse_hit = self.coarse.get(slots, |deadlines| deadlines.coarse);
+        if exact_hit && coarse_hit {
             self.stats.cache_hits += 1;
         }
-        debug_assert_eq!(
-            self.earliest,
-            slots.iter().map(|slot| slot.deadline).fold(None, earlier)
-        );
-        self.earliest
+        LayerDeadlines {
+            exact: self.exact.earliest,
+            coarse: self.coarse.earliest,
+        }
     }
 }
 
@@ -161,11 +217,11 @@ impl UnifiedScheduler {
     pub fn add_layer<T: TimeoutLayer>(&mut self, layer: T) -> LayerId<T> {
         let index = self.slots.len();
         let mut slot = Slot {
-            deadline: None,
+            deadlines: LayerDeadlines::default(),
             layer: Box::new(layer),
         };
-        let deadline = slot.layer.next_deadline();
-        self.cache.update(&mut slot.deadline, deadline);
+        let deadlines = slot.layer.next_deadlines();
+        self.cache.update(&mut slot.deadlines, deadlines);
         self.slots.push(slot);
         LayerId {
             index,
@@ -191,7 +247,14 @@ impl UnifiedScheduler {
     /// The earliest deadline of any layer (`None`: no layer has one). O(1) from the cache.
     #[inline]
     pub fn calculate_unified_deadline(&mut self) -> Option<Instant> {
-        self.cache.earliest(&self.slots)
+        self.cache.deadlines(&self.slots).earliest()
+    }
+
+    /// The earliest exact and the earliest coarse deadline over all layers (see
+    /// [`TimeoutLayer::next_deadlines`]). O(1) from the cache.
+    #[inline]
+    pub fn unified_deadlines(&mut self) -> LayerDeadlines {
+        self.cache.deadlines(&self.slots)
     }
 
     /// Runs every layer whose deadline is at or before `now` and returns what they found, in
@@ -201,23 +264,25 @@ impl UnifiedScheduler {
         let mut results = Vec::new();
         if self
             .cache
-            .earliest(&self.slots)
+            .deadlines(&self.slots)
+            .earliest()
             .is_some_and(|earliest| earliest <= now)
         {
             // Timed only when some layer runs: a clock read costs more than a check that finds
             // nothing due.
             let started = std::time::Instant::now();
-            for Slot { deadline, layer } in &mut self.slots {
-                if deadline.is_some_and(|deadline| deadline <= now) {
+            for Slot { deadlines, layer } in &mut self.slots {
+                if deadlines.earliest().is_some_and(|deadline| deadline <= now) {
                     self.cache.stats.layers_run += 1;
                     let result = layer.check_timeouts(now);
-                    let next = layer.next_deadline();
+                    let next = layer.next_deadlines();
                     debug_assert!(
-                        next.is_none_or(|next| next > now),
+                        next.earliest().is_none_or(|next| next > now),
                         "layer {} is still due after its check",
                         layer.layer_name()
                     );
-                    self.cache.update(deadline, next);
+                    debug_assert_eq!(next.earliest(), layer.next_deadline());
+                    self.cache.update(deadlines, next);
                     if !result.is_empty() {
                         results.push(result);
                     }
@@ -281,18 +346,18 @@ impl UnifiedScheduler {
 /// layer's new deadline.
 pub struct LayerGuard<'a, T: TimeoutLayer> {
     layer: &'a mut T,
-    deadline: &'a mut Option<Instant>,
+    deadlines: &'a mut LayerDeadlines,
     cache: &'a mut DeadlineCache,
 }
 
 impl<'a, T: TimeoutLayer> LayerGuard<'a, T> {
     #[inline]
     fn new(slots: &'a mut [Slot], cache: &'a mut DeadlineCache, id: LayerId<T>) -> Option<Self> {
-        let Slot { deadline, layer } = slots.get_mut(id.index)?;
+        let Slot { deadlines, layer } = slots.get_mut(id.index)?;
         let layer: &mut dyn Any = &mut **layer;
         Some(Self {
             layer: layer.downcast_mut()?,
-            deadline,
+            deadlines,
             cache,
         })
     }
@@ -323,6 +388,8 @@ impl<T: TimeoutLayer> DerefMut for LayerGuard<'_, T> {
 impl<T: TimeoutLayer> Drop for LayerGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.cache.update(self.deadline, self.layer.next_deadline());
+        let deadlines = self.layer.next_deadlines();
+        debug_assert_eq!(deadlines.earliest(), self.layer.next_deadline());
+        self.cache.update(self.deadlines, deadlines);
     }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{LayerEvent, TimeoutCheckResult, TimeoutLayer, earlier, plus};
+use super::{
+    CoarseDeadline, LayerDeadlines, LayerEvent, TimeoutCheckResult, TimeoutLayer, earlier, plus,
+};
+use crate::Precision;
 use crate::connection::TimeoutEvent;
 
 /// Settings of a [`TimingManager`].
@@ -41,6 +44,13 @@ impl Default for TimingConfig {
 /// [`on_packet_sent`](TimingManager::on_packet_sent)) are a store each, and
 /// [`next_deadline`](TimeoutLayer::next_deadline) is the minimum of at most four values.
 ///
+/// Idle and keep-alive deadlines are [`Precision::Coarse`] by default (they are pushed back on
+/// nearly every packet, and firing up to an eighth of the timeout late spares the wheel's
+/// cascades); establishment and path validation are exact. [`set_precision`] changes that per
+/// kind.
+///
+/// [`set_precision`]: TimingManager::set_precision
+///
 /// Each timeout is reported once: idle until the next receive, establishment and path
 /// validation until started again, keep-alive once per quiet period (counted from the last
 /// send or the last keep-alive reported, whichever is later).
@@ -54,7 +64,22 @@ pub struct TimingManager {
     handshake_deadline: Option<Instant>,
     path_validation_deadline: Option<Instant>,
     keep_alive_deadline: Option<Instant>,
+    /// The timeout of the path validation running (for a coarse deadline's slack).
+    path_validation_timeout: Duration,
+    /// Bit `i` set: the kind with deadline index `i` (see [`kind_bit`]) is coarse.
+    coarse: u8,
     fired: u64,
+}
+
+/// The bit of a kind this layer keeps in `TimingManager::coarse`.
+fn kind_bit(event: TimeoutEvent) -> Option<u8> {
+    match event {
+        TimeoutEvent::IdleTimeout => Some(1),
+        TimeoutEvent::ConnectionTimeout => Some(2),
+        TimeoutEvent::PathValidationTimeout => Some(4),
+        TimeoutEvent::KeepAlive => Some(8),
+        TimeoutEvent::RetransmissionTimeout | TimeoutEvent::User(_) => None,
+    }
 }
 
 impl TimingManager {
@@ -70,7 +95,42 @@ impl TimingManager {
             handshake_deadline: config.handshake_timeout.map(|limit| plus(now, limit)),
             path_validation_deadline: None,
             keep_alive_deadline: config.keep_alive.map(|period| plus(now, period)),
+            path_validation_timeout: Duration::ZERO,
+            coarse: 1 | 8,
             fired: 0,
+        }
+    }
+
+    /// Sets how exactly `event`'s deadline must be met. Returns `false` (and changes nothing)
+    /// for kinds this layer does not keep (retransmission and user timers).
+    ///
+    /// Through a [`LayerGuard`](crate::LayerGuard) the scheduler learns the change when the
+    /// guard is dropped.
+    pub fn set_precision(&mut self, event: TimeoutEvent, precision: Precision) -> bool {
+        let Some(bit) = kind_bit(event) else {
+            return false;
+        };
+        match precision {
+            Precision::Exact => self.coarse &= !bit,
+            Precision::Coarse => self.coarse |= bit,
+        }
+        true
+    }
+
+    /// [`set_precision`](Self::set_precision) for building: `TimingManager::new(config,
+    /// now).with_precision(TimeoutEvent::KeepAlive, Precision::Exact)`.
+    #[must_use]
+    pub fn with_precision(mut self, event: TimeoutEvent, precision: Precision) -> Self {
+        self.set_precision(event, precision);
+        self
+    }
+
+    /// How exactly `event`'s deadline is met (exact for kinds this layer does not keep).
+    #[must_use]
+    pub fn precision(&self, event: TimeoutEvent) -> Precision {
+        match kind_bit(event) {
+            Some(bit) if self.coarse & bit != 0 => Precision::Coarse,
+            _ => Precision::Exact,
         }
     }
 
@@ -104,6 +164,7 @@ impl TimingManager {
     /// Path validation started at `now`; it must complete within `timeout`.
     pub fn start_path_validation(&mut self, now: Instant, timeout: Duration) {
         self.path_validation_deadline = Some(plus(now, timeout));
+        self.path_validation_timeout = timeout;
     }
 
     /// Path validation completed: its timer stops.
@@ -144,6 +205,39 @@ impl TimeoutLayer for TimingManager {
             earlier(self.idle_deadline, self.handshake_deadline),
             earlier(self.path_validation_deadline, self.keep_alive_deadline),
         )
+    }
+
+    #[inline]
+    fn next_deadlines(&self) -> LayerDeadlines {
+        let mut deadlines = LayerDeadlines::default();
+        let config = &self.config;
+        for (deadline, timeout, bit) in [
+            (self.idle_deadline, config.idle_timeout, 1),
+            (
+                self.handshake_deadline,
+                config.handshake_timeout.unwrap_or_default(),
+                2,
+            ),
+            (
+                self.path_validation_deadline,
+                self.path_validation_timeout,
+                4,
+            ),
+            (
+                self.keep_alive_deadline,
+                config.keep_alive.unwrap_or_default(),
+                8,
+            ),
+        ] {
+            let Some(deadline) = deadline else { continue };
+            if self.coarse & bit != 0 {
+                let coarse = CoarseDeadline::eighth_of(deadline, timeout);
+                deadlines.coarse = Some(deadlines.coarse.map_or(coarse, |c| c.min(coarse)));
+            } else {
+                deadlines.exact = earlier(deadlines.exact, Some(deadline));
+            }
+        }
+        deadlines
     }
 
     fn check_timeouts(&mut self, now: Instant) -> TimeoutCheckResult {

@@ -1,0 +1,368 @@
+//! One wrapper around either runtime's timers, so both are counted and timed by the same code.
+//!
+//! [`Observed`] wraps a `quinn::Runtime` (ticktock's or quinn's own tokio one) and each timer it
+//! makes. It counts creations, resets and polls (plain per-timer counts, flushed every
+//! [`ticktock_quinn::FLUSH_EVERY`] operations and on drop, as `ticktock-quinn` counts its own),
+//! and times every **wake-up**: the inner timer is polled with a waker of ours that, when the
+//! timer fires, reads the clock, compares it with the deadline and passes the wake on. quinn
+//! checks the clock itself before it polls its timer, so a fired timer is seldom polled ready;
+//! the wake-up is where a timer's lateness (and any early fire) shows. The measure stops at the
+//! wake, before the runtime schedules the connection's task, which both runtimes do alike.
+//!
+//! Both runtimes pay the same for this: one more box per timer, one clock read per wake-up.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use atomic_waker::AtomicWaker;
+use quinn::{AsyncTimer, AsyncUdpSocket};
+use serde::Serialize;
+use ticktock_quinn::FLUSH_EVERY;
+
+/// Lateness buckets: four per power of two of microseconds, up to about 70 s.
+const BUCKETS: usize = 4 * 26;
+/// The lateness budget of the issue: a wake-up later than this counts as over.
+const BUDGET: Duration = Duration::from_millis(2);
+
+/// A runtime whose timers are counted and timed.
+#[derive(Debug)]
+pub struct Observed<R> {
+    inner: R,
+    shared: Arc<Shared>,
+}
+
+impl<R> Observed<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            shared: Arc::new(Shared::new()),
+        }
+    }
+
+    /// The runtime inside.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// What was counted so far (live timers lag by under [`FLUSH_EVERY`] operations each).
+    pub fn figures(&self) -> TimerFigures {
+        self.shared.figures()
+    }
+}
+
+/// Timer operations and wake-up lateness of one run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TimerFigures {
+    /// Timers made (one per connection).
+    pub created: u64,
+    /// Deadline moves.
+    pub resets: u64,
+    /// Polls.
+    pub polls: u64,
+    /// Made + resets + polls.
+    pub operations: u64,
+    /// Wake-ups from fired timers.
+    pub wakes: u64,
+    /// Wake-ups before the deadline (must be 0).
+    pub early_wakes: u64,
+    /// Wake-ups more than 2 ms after the deadline.
+    pub wakes_over_2ms: u64,
+    /// Wake-up lateness, µs: median (bucketed, within about 10 %).
+    pub wake_p50_us: f64,
+    /// 99th percentile (bucketed).
+    pub wake_p99_us: f64,
+    /// 99.9th percentile (bucketed).
+    pub wake_p999_us: f64,
+    /// Largest (exact).
+    pub wake_max_us: f64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// The origin of deadlines stored as nanoseconds.
+    base: Instant,
+    created: AtomicU64,
+    resets: AtomicU64,
+    polls: AtomicU64,
+    wakes: AtomicU64,
+    early: AtomicU64,
+    over_budget: AtomicU64,
+    max_ns: AtomicU64,
+    buckets: [AtomicU64; BUCKETS],
+}
+
+impl Shared {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            created: AtomicU64::new(0),
+            resets: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+            early: AtomicU64::new(0),
+            over_budget: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn record(&self, lateness: Duration) {
+        let nanos = u64::try_from(lateness.as_nanos()).unwrap_or(u64::MAX);
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        self.max_ns.fetch_max(nanos, Ordering::Relaxed);
+        if lateness > BUDGET {
+            self.over_budget.fetch_add(1, Ordering::Relaxed);
+        }
+        self.buckets[bucket(nanos / 1000)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn figures(&self) -> TimerFigures {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counts: Vec<u64> = self.buckets.iter().map(load).collect();
+        let total: u64 = counts.iter().sum();
+        let quantile = |q: f64| {
+            let rank = (total as f64 * q).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (index, &count) in counts.iter().enumerate() {
+                seen += count;
+                if seen >= rank {
+                    return bucket_middle_us(index);
+                }
+            }
+            0.0
+        };
+        // A bucket's middle can lie above the largest sample in it: never report past the max.
+        let max_us = load(&self.max_ns) as f64 / 1e3;
+        let quantile = |q: f64| quantile(q).min(max_us);
+        let (created, resets, polls) = (load(&self.created), load(&self.resets), load(&self.polls));
+        TimerFigures {
+            created,
+            resets,
+            polls,
+            operations: created + resets + polls,
+            wakes: load(&self.wakes),
+            early_wakes: load(&self.early),
+            wakes_over_2ms: load(&self.over_budget),
+            wake_p50_us: if total > 0 { quantile(0.5) } else { 0.0 },
+            wake_p99_us: if total > 0 { quantile(0.99) } else { 0.0 },
+            wake_p999_us: if total > 0 { quantile(0.999) } else { 0.0 },
+            wake_max_us: max_us,
+        }
+    }
+}
+
+/// The bucket of a lateness of `us` microseconds: 0 for under 1 µs, then four per octave.
+fn bucket(us: u64) -> usize {
+    if us == 0 {
+        return 0;
+    }
+    let octave = 63 - us.leading_zeros() as usize;
+    // The two bits below the leading one pick the quarter of the octave.
+    let quarter = if octave >= 2 {
+        ((us >> (octave - 2)) & 3) as usize
+    } else {
+        ((us << (2 - octave)) & 3) as usize
+    };
+    (1 + octave * 4 + quarter).min(BUCKETS - 1)
+}
+
+/// The middle of bucket `index`, in µs.
+fn bucket_middle_us(index: usize) -> f64 {
+    if index == 0 {
+        return 0.5;
+    }
+    let octave = (index - 1) / 4;
+    let quarter = (index - 1) % 4;
+    let low = (1u64 << octave) as f64 * (1.0 + quarter as f64 / 4.0);
+    let high = (1u64 << octave) as f64 * (1.0 + (quarter + 1) as f64 / 4.0);
+    (low + high) / 2.0
+}
+
+impl<R: quinn::Runtime> quinn::Runtime for Observed<R> {
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        self.shared.created.fetch_add(1, Ordering::Relaxed);
+        let probe = Arc::new(Probe {
+            shared: Arc::clone(&self.shared),
+            deadline_ns: AtomicU64::new(self.shared.nanos(deadline)),
+            earliest_ns: AtomicU64::new(self.shared.nanos(deadline)),
+            task: AtomicWaker::new(),
+        });
+        Box::pin(ObservedTimer {
+            inner: self.inner.new_timer(deadline),
+            waker: Waker::from(Arc::clone(&probe)),
+            probe,
+            resets: 0,
+            polls: 0,
+        })
+    }
+
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.inner.spawn(future);
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        self.inner.wrap_udp_socket(socket)
+    }
+
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+}
+
+/// The waker the inner timer is polled with: it times the wake, then wakes the task.
+#[derive(Debug)]
+struct Probe {
+    shared: Arc<Shared>,
+    /// The current deadline, in ns since `shared.base`.
+    deadline_ns: AtomicU64,
+    /// The earliest deadline set since the last wake: a wake that raced a reset belongs to an
+    /// earlier deadline than the current one, and is early only if it precedes this.
+    earliest_ns: AtomicU64,
+    task: AtomicWaker,
+}
+
+impl Wake for Probe {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let now = self.shared.nanos(Instant::now());
+        let deadline = self.deadline_ns.load(Ordering::Relaxed);
+        let earliest = self.earliest_ns.swap(deadline, Ordering::Relaxed);
+        if now >= deadline {
+            self.shared.record(Duration::from_nanos(now - deadline));
+        } else if now < earliest.min(deadline) {
+            self.shared.early.fetch_add(1, Ordering::Relaxed);
+        }
+        // Otherwise a wake for a deadline that a reset has since moved: neither early nor late.
+        self.task.wake();
+    }
+}
+
+/// A timer of the inner runtime, counted and timed.
+struct ObservedTimer {
+    inner: Pin<Box<dyn AsyncTimer>>,
+    probe: Arc<Probe>,
+    /// `probe` as a waker, made once so the inner timer sees the same waker at every poll.
+    waker: Waker,
+    resets: u32,
+    polls: u32,
+}
+
+impl std::fmt::Debug for ObservedTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedTimer")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservedTimer {
+    fn count(&mut self, reset: bool) {
+        if reset {
+            self.resets += 1;
+        } else {
+            self.polls += 1;
+        }
+        if self.resets + self.polls >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let shared = &self.probe.shared;
+        shared.resets.fetch_add(
+            u64::from(std::mem::take(&mut self.resets)),
+            Ordering::Relaxed,
+        );
+        shared.polls.fetch_add(
+            u64::from(std::mem::take(&mut self.polls)),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl AsyncTimer for ObservedTimer {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.count(true);
+        let nanos = self.probe.shared.nanos(deadline);
+        self.probe.deadline_ns.store(nanos, Ordering::Relaxed);
+        self.probe.earliest_ns.fetch_min(nanos, Ordering::Relaxed);
+        self.inner.as_mut().reset(deadline);
+    }
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.count(false);
+        self.probe.task.register(cx.waker());
+        let this = &mut *self;
+        this.inner
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
+    }
+}
+
+impl Drop for ObservedTimer {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_grow_with_lateness_and_their_middles_fall_inside() {
+        let mut last = 0;
+        for us in [
+            0,
+            1,
+            2,
+            3,
+            5,
+            8,
+            100,
+            999,
+            1000,
+            2000,
+            5000,
+            1_000_000,
+            u64::MAX,
+        ] {
+            let index = bucket(us);
+            assert!(index >= last, "{us}");
+            last = index;
+        }
+        for us in [1u64, 7, 100, 1500, 20_000] {
+            let middle = bucket_middle_us(bucket(us));
+            assert!(
+                (middle - us as f64).abs() <= us as f64 * 0.25 + 1.0,
+                "{us}: {middle}"
+            );
+        }
+    }
+
+    #[test]
+    fn lateness_quantiles_and_budget() {
+        let shared = Shared::new();
+        for us in 1..=100u64 {
+            shared.record(Duration::from_micros(us * 30));
+        }
+        let figures = shared.figures();
+        assert_eq!(figures.wakes, 100);
+        assert_eq!(figures.wakes_over_2ms, 34);
+        assert!((figures.wake_p50_us - 1500.0).abs() < 300.0, "{figures:?}");
+        assert_eq!(figures.wake_max_us, 3000.0);
+    }
+}

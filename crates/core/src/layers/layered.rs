@@ -34,6 +34,14 @@ use crate::registration::Registration;
 use crate::service::TimerHandle;
 use ticktock_wheel::coarse_deadline;
 
+/// How close (in ticks) the registration's entry must be before a poll publishes a postponed
+/// deadline: two level-1 rotations. An entry further away sits on level 2 or higher, whose slot
+/// cannot come up within the next 4,096 ticks.
+const PUBLISH_WITHIN: u64 = 2 * 64 * 64;
+
+/// `filed_tick` before the registration was ever filed (`UNSET` means filed with no deadline).
+const NEVER_FILED: u64 = 0;
+
 /// A connection's timeout layers on one timer-service registration.
 ///
 /// ```
@@ -58,8 +66,12 @@ use ticktock_wheel::coarse_deadline;
 pub struct LayeredTimeouts {
     scheduler: UnifiedScheduler,
     registration: Registration,
-    /// The deadlines the registration was last pointed at, and its tick (`None`: never filed).
-    filed: Option<(LayerDeadlines, u64)>,
+    /// The deadlines the registration was last pointed at.
+    filed_for: LayerDeadlines,
+    /// The tick the registration was filed at for them (`NEVER_FILED` before the first poll).
+    /// Two fields rather than an `Option` of both: with many connections every byte of this
+    /// struct is a share of a cache miss per packet.
+    filed_tick: u64,
     /// The waker last registered with the registration.
     waker: Option<Waker>,
 }
@@ -71,7 +83,8 @@ impl LayeredTimeouts {
         Self {
             scheduler: UnifiedScheduler::new(),
             registration: Registration::new(handle),
-            filed: None,
+            filed_for: LayerDeadlines::default(),
+            filed_tick: NEVER_FILED,
             waker: None,
         }
     }
@@ -147,7 +160,8 @@ impl LayeredTimeouts {
     fn file_unified(&mut self) {
         let deadlines = self.scheduler.unified_deadlines();
         let tick = self.tick_for(deadlines);
-        self.filed = Some((deadlines, tick));
+        self.filed_for = deadlines;
+        self.filed_tick = tick;
         // Fails only after shutdown, which the poll reports.
         self.registration.follow(tick).ok();
     }
@@ -175,7 +189,8 @@ impl LayeredTimeouts {
         }
         let deadlines = self.scheduler.unified_deadlines();
         let coarse = self.registration.coarse_tick();
-        if let Some((filed_for, tick)) = self.filed {
+        if self.filed_tick != NEVER_FILED {
+            let (filed_for, tick) = (self.filed_for, self.filed_tick);
             // The per-packet case: the deadline moved later (or stayed), and the registration
             // at the old one has neither fired (`due`) nor come due. Nothing to do until it
             // fires — not even the waker, if it is the one registered: the driver takes that
@@ -186,13 +201,16 @@ impl LayeredTimeouts {
                 && tick > coarse
                 && !self.registration.is_due()
             {
-                if deadlines != filed_for {
+                if deadlines != filed_for && tick - coarse < PUBLISH_WITHIN {
                     // Tell the driver where the connection is now (a store: the entry stays
                     // put), so when the entry's slot or tick comes up it is filed there
-                    // instead of cascading or waking this task for nothing.
+                    // instead of cascading or waking this task for nothing. An entry further
+                    // away than PUBLISH_WITHIN is not touched by the driver for thousands of
+                    // ticks, so a later packet's poll tells it instead (or, if none comes,
+                    // the entry wakes this task once and is filed again).
                     let wanted = self.tick_for(deadlines);
                     self.registration.follow(wanted).ok();
-                    self.filed = Some((deadlines, tick));
+                    self.filed_for = deadlines;
                 }
                 self.register_waker(cx.waker());
                 return Poll::Pending;

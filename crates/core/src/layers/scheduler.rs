@@ -54,12 +54,13 @@ pub struct SchedulerStats {
     pub deadline_changes: u64,
     /// Layers run by checks (only due layers are run).
     pub layers_run: u64,
-    /// Time spent in checks, in all.
-    pub check_time: Duration,
+    /// Time spent in checks that ran a layer, in all, in nanoseconds (a `u64` rather than a
+    /// `Duration`: these counters are part of every connection).
+    pub check_nanos: u64,
 }
 
 /// Layers a scheduler holds without a separate allocation.
-const INLINE_LAYERS: usize = 4;
+const INLINE_LAYERS: usize = 2;
 
 /// A layer and its cached deadlines, side by side so a change touches one place.
 struct Slot {
@@ -77,52 +78,54 @@ fn first<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     }
 }
 
-/// The minimum of one kind of deadline over the slots, recomputed lazily once it went stale.
+/// The minimum of one kind of deadline over the slots, recomputed lazily once it went stale
+/// (the stale flags live beside the minima in [`DeadlineCache`], where they take no padding of
+/// their own: this struct is part of every connection).
 #[derive(Debug)]
-struct Minimum<T> {
-    earliest: Option<T>,
-    stale: bool,
-}
+struct Minimum<T>(Option<T>);
 
 impl<T> Default for Minimum<T> {
     fn default() -> Self {
-        Self {
-            earliest: None,
-            stale: false,
-        }
+        Self(None)
     }
 }
 
 impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
     /// One slot's deadline moves from `old` to `new`; `false` when nothing changed.
     #[inline]
-    fn update(&mut self, old: Option<T>, new: Option<T>) -> bool {
+    fn update(&mut self, stale: &mut bool, old: Option<T>, new: Option<T>) -> bool {
         if old == new {
             return false;
         }
-        if self.stale {
+        if *stale {
             return true;
         }
-        if first(new, self.earliest) != self.earliest {
-            self.earliest = new;
-        } else if old.is_some() && old == self.earliest {
-            self.stale = true;
+        if first(new, self.0) != self.0 {
+            self.0 = new;
+        } else if old.is_some() && old == self.0 {
+            *stale = true;
         }
         true
     }
 
+    /// Brings the minimum up to date; `true` when it already was.
     #[inline]
-    fn get(&mut self, slots: &[Slot], of: fn(&LayerDeadlines) -> Option<T>) -> bool {
-        let hit = !self.stale;
-        if self.stale {
-            self.earliest = slots
+    fn get(
+        &mut self,
+        stale: &mut bool,
+        slots: &[Slot],
+        of: fn(&LayerDeadlines) -> Option<T>,
+    ) -> bool {
+        let hit = !*stale;
+        if *stale {
+            self.0 = slots
                 .iter()
                 .map(|slot| of(&slot.deadlines))
                 .fold(None, first);
-            self.stale = false;
+            *stale = false;
         }
         debug_assert_eq!(
-            self.earliest,
+            self.0,
             slots
                 .iter()
                 .map(|slot| of(&slot.deadlines))
@@ -137,6 +140,8 @@ impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
 struct DeadlineCache {
     exact: Minimum<Instant>,
     coarse: Minimum<CoarseDeadline>,
+    exact_stale: bool,
+    coarse_stale: bool,
     stats: SchedulerStats,
 }
 
@@ -145,8 +150,12 @@ impl DeadlineCache {
     #[inline]
     fn update(&mut self, cached: &mut LayerDeadlines, deadlines: LayerDeadlines) {
         let old = std::mem::replace(cached, deadlines);
-        let exact = self.exact.update(old.exact, deadlines.exact);
-        let coarse = self.coarse.update(old.coarse, deadlines.coarse);
+        let exact = self
+            .exact
+            .update(&mut self.exact_stale, old.exact, deadlines.exact);
+        let coarse = self
+            .coarse
+            .update(&mut self.coarse_stale, old.coarse, deadlines.coarse);
         if exact || coarse {
             self.stats.deadline_changes += 1;
         }
@@ -155,14 +164,18 @@ impl DeadlineCache {
     #[inline]
     fn deadlines(&mut self, slots: &[Slot]) -> LayerDeadlines {
         self.stats.deadline_queries += 1;
-        let exact_hit = self.exact.get(slots, |deadlines| deadlines.exact);
-        let coarse_hit = self.coarse.get(slots, |deadlines| deadlines.coarse);
+        let exact_hit = self
+            .exact
+            .get(&mut self.exact_stale, slots, |deadlines| deadlines.exact);
+        let coarse_hit = self
+            .coarse
+            .get(&mut self.coarse_stale, slots, |deadlines| deadlines.coarse);
         if exact_hit && coarse_hit {
             self.stats.cache_hits += 1;
         }
         LayerDeadlines {
-            exact: self.exact.earliest,
-            coarse: self.coarse.earliest,
+            exact: self.exact.0,
+            coarse: self.coarse.0,
         }
     }
 }
@@ -184,8 +197,10 @@ impl DeadlineCache {
 /// whose cached deadline has passed.
 #[derive(Default)]
 pub struct UnifiedScheduler {
-    /// Inline up to four layers: a connection's scheduler then reaches a layer through one
-    /// pointer, not two (with many connections each is a cache miss, and they are dependent).
+    /// Inline up to two layers (a connection's own timeouts and its reliability, the usual
+    /// pair): a connection's scheduler then reaches a layer through one pointer, not two (with
+    /// many connections each is a cache miss, and they are dependent). More layers move the
+    /// slots to one heap allocation; four inline slots would cost every connection 128 bytes.
     slots: SmallVec<[Slot; INLINE_LAYERS]>,
     cache: DeadlineCache,
 }
@@ -288,7 +303,8 @@ impl UnifiedScheduler {
                     }
                 }
             }
-            self.cache.stats.check_time += started.elapsed();
+            let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.cache.stats.check_nanos = self.cache.stats.check_nanos.saturating_add(spent);
         }
         results
     }
@@ -335,10 +351,12 @@ impl UnifiedScheduler {
     #[must_use]
     pub fn avg_check_duration(&self) -> Duration {
         let stats = &self.cache.stats;
-        u32::try_from(stats.total_checks)
-            .ok()
-            .and_then(|checks| stats.check_time.checked_div(checks))
-            .unwrap_or_default()
+        Duration::from_nanos(
+            stats
+                .check_nanos
+                .checked_div(stats.total_checks)
+                .unwrap_or_default(),
+        )
     }
 }
 

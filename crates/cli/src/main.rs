@@ -14,7 +14,7 @@
 //! (lone request, closed and open loop) and prints its KPIs beside the seed's numbers.
 //!
 //! This file only parses the command line and dispatches; the measuring lives in [`simulate`],
-//! [`bench`] and [`batch`], the bench's printing in [`report`], the pieces of every command's
+//! [`bench`](mod@bench) and [`batch`], the bench's printing in [`report`], the pieces of every command's
 //! `--report` HTML page in [`html`], and the byte counting for the memory workload in
 //! [`alloc_counter`].
 

@@ -2,7 +2,7 @@
 //!
 //! quinn keeps one timer per connection (the earliest of its idle, loss-detection, ack-delay,
 //! keep-alive, pacing and close timers) and moves it on almost every packet. On quinn's own
-//! [`TokioRuntime`](quinn::TokioRuntime) that timer is a `tokio::time::Sleep`; with
+//! [`quinn::TokioRuntime`] that timer is a `tokio::time::Sleep`; with
 //! [`TicktockRuntime`] it is a [`ticktock::Sleep`] on a ticktock [`TimerService`]: a wheel
 //! entry that resets in O(1) without allocating, never fires early and is cancelled when the
 //! connection drops. Tasks and UDP sockets stay tokio's: [`TicktockRuntime`] hands them to

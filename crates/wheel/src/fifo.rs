@@ -147,7 +147,9 @@ struct Slot<T> {
 /// Timers that all fire a fixed delay after they are pushed: O(1) push, cancel, poll per timer
 /// and next deadline, no allocation once warm, never early.
 ///
-/// See the [module documentation](self) for why a FIFO is enough and what it holds. Like
+/// A FIFO is enough because every timer has the same delay, so deadlines come in push order;
+/// a cancelled timer leaves a tombstone that is dropped when it reaches the front, so the
+/// queue holds at most what was pushed within one delay. Like
 /// [`TimerWheel`](crate::TimerWheel) it never reads a clock: the caller says which tick it is.
 ///
 /// Every timer comes out exactly once: returned by a poll at or after its deadline, or
@@ -308,7 +310,7 @@ impl<T> FixedDelayQueue<T> {
     ///
     /// If `now` is earlier than an earlier push's `now`, the deadline is raised to the last
     /// deadline queued, so deadlines stay in push order: the timer may fire late by that
-    /// difference, never early (see the [module documentation](self)). A deadline past
+    /// difference, never early. A deadline past
     /// `u64::MAX` saturates there.
     ///
     /// ```

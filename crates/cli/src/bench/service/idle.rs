@@ -3,7 +3,7 @@
 //! Each sample builds a 2-worker multi-thread runtime, creates `timers` sleeps an hour away and
 //! polls each once (with a no-op waker) so they are registered and stay pending, lets the
 //! runtime settle, then measures the process's CPU time (all threads, user + system; see
-//! [`CpuReading`](super::CpuReading)) over `wall` of wall time while the only task sleeps on tokio's timer.
+//! [`CpuReading`]) over `wall` of wall time while the only task sleeps on tokio's timer.
 //! Value: CPU seconds / wall seconds × 100. The row "no timers" is the same runtime with no
 //! timers at all: the floor both others stand on.
 

@@ -178,6 +178,17 @@ impl Ticks {
         self.divide(nanos).0
     }
 
+    /// Whether [`floor_nanos`](Self::floor_nanos)`(nanos) < tick`, without dividing.
+    #[inline]
+    pub(crate) fn floor_nanos_before(&self, nanos: u64, tick: u64) -> bool {
+        // floor(n / r) < t exactly when n < t * r; a `t * r` past `u64::MAX` is past any `n`.
+        let before = tick
+            .checked_mul(self.resolution_nanos)
+            .is_none_or(|start| nanos < start);
+        debug_assert_eq!(before, self.floor_nanos(nanos) < tick);
+        before
+    }
+
     /// How many whole ticks fit in `duration`.
     #[inline]
     pub(crate) fn floor_duration(&self, duration: Duration) -> u64 {

@@ -79,6 +79,17 @@ impl Registration {
             .floor_nanos(inner.last_pass_nanos.load(Ordering::Relaxed))
     }
 
+    /// Whether the tick of the driver's last pass ([`coarse_tick`](Self::coarse_tick)) is
+    /// before `tick`: a multiplication where `coarse_tick` divides.
+    #[inline]
+    pub(crate) fn passed_before(&self, tick: u64) -> bool {
+        let inner = &self.handle.inner;
+        inner
+            .ticks
+            .floor_nanos_before(inner.last_pass_nanos.load(Ordering::Relaxed), tick)
+    }
+
+    #[inline]
     pub(crate) fn is_shut_down(&self) -> bool {
         self.handle.inner.is_shut_down()
     }

@@ -179,6 +179,7 @@ impl Inner {
         }
     }
 
+    #[inline]
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }

@@ -5,7 +5,8 @@
 //!
 //! - `churn/B`: insert B timers 1 ms–10 s ahead, then cancel all B (throughput: timers).
 //! - `expire/B`: insert B timers 1–1000 ticks ahead and poll one tick at a time until all fired
-//!   (throughput: timers).
+//!   (throughput: timers). B = 1,048,576 (32 MiB of timers) is the cache-bound size the layout
+//!   experiments in the README were judged on, with `examples/cold_poll.rs`.
 //! - `reset/100000`: reset random timers among 100,000 live ones to now + 1–30 s (throughput:
 //!   resets).
 //!
@@ -27,7 +28,7 @@ use ticktock_wheel::{FixedDelayKey, FixedDelayQueue, TimerKey, TimerWheel};
 
 const SEED: u64 = 20_240_601;
 const CHURN_SIZES: [usize; 7] = [32, 128, 256, 1024, 2048, 4096, 8192];
-const EXPIRE_SIZES: [usize; 2] = [1024, 65_536];
+const EXPIRE_SIZES: [usize; 3] = [1024, 65_536, 1_048_576];
 const RESET_LIVE: usize = 100_000;
 /// Resets per criterion iteration, so the loop overhead is spread thin.
 const RESETS_PER_ITER: usize = 1024;

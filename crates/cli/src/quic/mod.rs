@@ -57,6 +57,9 @@ pub enum QuicRuntime {
     /// `ticktock_quinn::TicktockRuntime`: timers on a ticktock timer service (system clock,
     /// 1 ms ticks, a shard per worker).
     Ticktock,
+    /// `ticktock_quinn::TicktockRuntime` on a service whose driver is a task on the runtime's
+    /// own workers, waiting on tokio's timer (`ticktock::Clock::Tokio`): no driver thread.
+    TicktockTask,
     /// `quinn::TokioRuntime`: timers are tokio `Sleep`s.
     Tokio,
 }
@@ -66,6 +69,7 @@ impl QuicRuntime {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ticktock => "ticktock",
+            Self::TicktockTask => "ticktock-task",
             Self::Tokio => "tokio",
         }
     }
@@ -241,13 +245,19 @@ enum Timers {
 }
 
 impl Timers {
+    /// Builds the timers of `kind`; a task driver starts on the current runtime.
     fn new(kind: QuicRuntime) -> Result<Self, CliError> {
         Ok(match kind {
-            QuicRuntime::Ticktock => {
-                // The production setting: the system clock (a driver thread that sleeps with
-                // the exact timeout), 1 ms ticks, a shard per worker thread.
+            QuicRuntime::Ticktock | QuicRuntime::TicktockTask => {
+                // 1 ms ticks, a shard per worker thread; the system clock has a driver thread
+                // that sleeps with the exact timeout, tokio's clock a driver task.
+                let clock = if kind == QuicRuntime::Ticktock {
+                    ticktock::Clock::System
+                } else {
+                    ticktock::Clock::Tokio
+                };
                 let service = ticktock::TimerService::builder()
-                    .clock(ticktock::Clock::System)
+                    .clock(clock)
                     .resolution(Duration::from_millis(1))
                     .shards(2)
                     .start()?;
@@ -297,7 +307,10 @@ fn run_one(
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    let timers = Timers::new(kind)?;
+    let timers = {
+        let _runtime = tokio_runtime.enter();
+        Timers::new(kind)?
+    };
     let measured = tokio_runtime.block_on(load(config, identity, timers.runtime()))?;
     // Every connection has drained and dropped its timer: the counts are complete.
     let timer = timers.figures();

@@ -66,7 +66,9 @@ const NEVER_FILED: u64 = 0;
 pub struct LayeredTimeouts {
     scheduler: UnifiedScheduler,
     registration: Registration,
-    /// The deadlines the registration was last pointed at.
+    /// The deadlines the registration was last pointed at. The scheduler's
+    /// [`moved_earlier`](UnifiedScheduler::moved_earlier) flag is cleared only when the unified
+    /// deadlines are not earlier than these, so while it is clear they still are not.
     filed_for: LayerDeadlines,
     /// The tick the registration was filed at for them (`NEVER_FILED` before the first poll).
     /// Two fields rather than an `Option` of both: with many connections every byte of this
@@ -156,12 +158,27 @@ impl LayeredTimeouts {
         exact.min(coarse)
     }
 
+    /// Whether neither unified deadline is earlier than the registration was filed for; if so,
+    /// the scheduler's flag is cleared, so the next polls can tell from it alone (until a
+    /// deadline moves earlier than it is now, which keeps it not earlier than filed).
+    fn not_earlier_than_filed(&mut self) -> bool {
+        let not_earlier = self
+            .scheduler
+            .unified_deadlines()
+            .not_earlier_than(&self.filed_for);
+        if not_earlier {
+            self.scheduler.clear_moved_earlier();
+        }
+        not_earlier
+    }
+
     /// Points the registration at the unified deadlines, whatever it was filed at.
     fn file_unified(&mut self) {
         let deadlines = self.scheduler.unified_deadlines();
         let tick = self.tick_for(deadlines);
         self.filed_for = deadlines;
         self.filed_tick = tick;
+        self.scheduler.clear_moved_earlier();
         // Fails only after shutdown, which the poll reports.
         self.registration.follow(tick).ok();
     }
@@ -180,28 +197,63 @@ impl LayeredTimeouts {
     ///
     /// # Errors
     /// [`Shutdown`] when the service stopped.
+    #[inline]
     pub fn poll_timeouts(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Vec<TimeoutCheckResult>, Shutdown>> {
+        // The per-packet case, inline and without a clock or an instant: the registration is
+        // filed, no unified deadline moved earlier since, it has not fired (`due`), the driver's
+        // last pass is too far from it for a postponed deadline to be worth publishing yet (so
+        // it has not come due either), and the waker is the one registered. The full poll below
+        // would find nothing to do.
+        let tick = self.filed_tick;
+        if tick != NEVER_FILED
+            && !self.scheduler.moved_earlier()
+            && !self.registration.is_shut_down()
+            && !self.registration.is_due()
+            && tick
+                .checked_sub(PUBLISH_WITHIN - 1)
+                .is_some_and(|quiet| self.registration.passed_before(quiet))
+            && self
+                .waker
+                .as_ref()
+                .is_some_and(|known| known.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        self.poll_fully(cx)
+    }
+
+    /// [`poll_timeouts`](Self::poll_timeouts) beyond the per-packet case: out of line, so that
+    /// one stays small where it is inlined.
+    #[inline(never)]
+    fn poll_fully(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Vec<TimeoutCheckResult>, Shutdown>> {
         if self.registration.is_shut_down() {
             return Poll::Ready(Err(Shutdown));
         }
-        let deadlines = self.scheduler.unified_deadlines();
         let coarse = self.registration.coarse_tick();
-        if self.filed_tick != NEVER_FILED {
-            let (filed_for, tick) = (self.filed_for, self.filed_tick);
-            // The per-packet case: the deadline moved later (or stayed), and the registration
-            // at the old one has neither fired (`due`) nor come due. Nothing to do until it
-            // fires — not even the waker, if it is the one registered: the driver takes that
-            // only when it fires the registration, and sets `due` first; the wake that follows
-            // makes the next poll see `due` and take the full path, which re-registers and
-            // re-files.
-            if deadlines.not_earlier_than(&filed_for)
-                && tick > coarse
-                && !self.registration.is_due()
-            {
-                if deadlines != filed_for && tick - coarse < PUBLISH_WITHIN {
+        let tick = self.filed_tick;
+        // The per-packet case: the deadline moved later (or stayed), and the registration at
+        // the old one has neither fired (`due`) nor come due. Nothing to do until it fires —
+        // not even the waker, if it is the one registered: the driver takes that only when it
+        // fires the registration, and sets `due` first; the wake that follows makes the next
+        // poll see `due` and take the full path, which re-registers and re-files.
+        //
+        // "Not earlier" is the scheduler's flag when it is clear (no minimum moved earlier
+        // since the registration was filed): a load instead of comparing instants, and the
+        // minima are not even brought up to date unless the entry is close.
+        if tick != NEVER_FILED
+            && tick > coarse
+            && !self.registration.is_due()
+            && (!self.scheduler.moved_earlier() || self.not_earlier_than_filed())
+        {
+            if tick - coarse < PUBLISH_WITHIN {
+                let deadlines = self.scheduler.unified_deadlines();
+                if deadlines != self.filed_for {
                     // Tell the driver where the connection is now (a store: the entry stays
                     // put), so when the entry's slot or tick comes up it is filed there
                     // instead of cascading or waking this task for nothing. An entry further
@@ -211,14 +263,16 @@ impl LayeredTimeouts {
                     let wanted = self.tick_for(deadlines);
                     self.registration.follow(wanted).ok();
                     self.filed_for = deadlines;
+                    self.scheduler.clear_moved_earlier();
                 }
-                self.register_waker(cx.waker());
-                return Poll::Pending;
             }
+            self.register_waker(cx.waker());
+            return Poll::Pending;
         }
         self.registration.clear_due();
         self.registration.register_waker(cx.waker());
         self.waker = Some(cx.waker().clone());
+        let deadlines = self.scheduler.unified_deadlines();
         let tick = self.tick_for(deadlines);
         // Due by the coarse clock means due by the real one, which the layers are then given.
         if tick <= coarse {

@@ -11,7 +11,7 @@
 //! - [`UnifiedScheduler`] owns the layers. Every change to a layer goes through a
 //!   [`LayerGuard`], which reads that layer's deadline once when it is dropped, so the scheduler's
 //!   cached deadlines are exact and the unified deadline is a field read (recomputed over the
-//!   cached values only after the layer holding the minimum moved later).
+//!   cached values only after the layer holding the minimum moved past another one's deadline).
 //! - [`LayeredTimeouts`] is a scheduler on the timer service: one registration per connection,
 //!   which follows the unified deadline whenever the connection waits. A later deadline never
 //!   touches the wheel (the registration re-files itself when it comes due early); only an
@@ -197,6 +197,12 @@ pub(crate) fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant>
 /// the future instead of overflowing.
 #[inline]
 pub(crate) fn plus(at: Instant, by: Duration) -> Instant {
-    at.checked_add(by.max(Duration::from_nanos(1)))
+    // `is_zero` rather than `max`: two tests instead of an ordering, on every packet.
+    let by = if by.is_zero() {
+        Duration::from_nanos(1)
+    } else {
+        by
+    };
+    at.checked_add(by)
         .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365 * 30))
 }

@@ -3,6 +3,7 @@
 //! Design and invariants: on [`UnifiedScheduler`] (re-exported at the crate root, where users read them).
 
 use std::any::Any;
+use std::cmp::Ordering;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -62,48 +63,102 @@ pub struct SchedulerStats {
 /// Layers a scheduler holds without a separate allocation.
 const INLINE_LAYERS: usize = 2;
 
+/// The slots of a scheduler. Passed to the cache as they are, not as a slice, so that a query
+/// answered from the cache does not even look up where they are stored (inline or not).
+type Slots = SmallVec<[Slot; INLINE_LAYERS]>;
+
 /// A layer and its cached deadlines, side by side so a change touches one place.
 struct Slot {
     deadlines: LayerDeadlines,
     layer: Box<dyn TimeoutLayer>,
 }
 
-/// The earlier of two optional values, `None` meaning "never".
+/// Whether `a` is earlier than `b`, `None` meaning "never".
 #[inline]
-fn first<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+fn before<T: Ord>(a: &Option<T>, b: &Option<T>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
+        (Some(a), Some(b)) => a < b,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// How `a` compares with `b`, `None` meaning "never" (after every deadline).
+#[inline]
+fn order<T: Ord>(a: &Option<T>, b: &Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
     }
 }
 
 /// The minimum of one kind of deadline over the slots, recomputed lazily once it went stale
 /// (the stale flags live beside the minima in [`DeadlineCache`], where they take no padding of
 /// their own: this struct is part of every connection).
+///
+/// Stale or not, `least` is never after any slot's deadline. When not stale, some slot (the
+/// holder) has exactly `least`, and `rest` is never after any other slot's deadline: so the
+/// holder moving later, but not past `rest`, is still the minimum (the per-packet case of a
+/// connection's idle or keep-alive timer, with no other layer's deadline of that kind near)
+/// and nothing needs recomputing.
 #[derive(Debug)]
-struct Minimum<T>(Option<T>);
+struct Minimum<T> {
+    least: Option<T>,
+    rest: Option<T>,
+}
 
 impl<T> Default for Minimum<T> {
     fn default() -> Self {
-        Self(None)
+        Self {
+            least: None,
+            rest: None,
+        }
     }
 }
 
 impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
-    /// One slot's deadline moves from `old` to `new`; `false` when nothing changed.
+    /// One slot's deadline moves from `old` to `new`; `false` when nothing changed. Sets
+    /// `earlier` when the minimum moved earlier.
     #[inline]
-    fn update(&mut self, stale: &mut bool, old: Option<T>, new: Option<T>) -> bool {
-        if old == new {
-            return false;
-        }
-        if *stale {
-            return true;
-        }
-        if first(new, self.0) != self.0 {
-            self.0 = new;
-        } else if old.is_some() && old == self.0 {
-            *stale = true;
+    fn update(
+        &mut self,
+        stale: &mut bool,
+        earlier: &mut bool,
+        old: &Option<T>,
+        new: &Option<T>,
+    ) -> bool {
+        match order(new, old) {
+            Ordering::Equal => return false,
+            Ordering::Less if before(new, &self.least) => {
+                // Earlier than the minimum, so earlier than every slot's deadline (even a
+                // stale minimum is never after any): the new minimum, an exact one again, and
+                // the old minimum bounds the other slots from below.
+                self.rest = self.least;
+                self.least = *new;
+                *stale = false;
+                *earlier = true;
+            }
+            // A stale minimum stays a lower bound; the next query recomputes it.
+            _ if *stale => {}
+            // Not the holder (which is not after `old`), moving earlier: `rest` follows.
+            Ordering::Less => {
+                if before(new, &self.rest) {
+                    self.rest = *new;
+                }
+            }
+            // The holder (or a slot level with it) moved later: still the minimum if no
+            // other slot can be earlier, else only a look at all of them tells.
+            Ordering::Greater if *old == self.least => {
+                if before(&self.rest, new) {
+                    *stale = true;
+                } else {
+                    self.least = *new;
+                }
+            }
+            // Another slot moved later: both bounds still hold.
+            Ordering::Greater => {}
         }
         true
     }
@@ -113,23 +168,44 @@ impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
     fn get(
         &mut self,
         stale: &mut bool,
-        slots: &[Slot],
+        slots: &Slots,
         of: fn(&LayerDeadlines) -> Option<T>,
     ) -> bool {
         let hit = !*stale;
         if *stale {
-            self.0 = slots
-                .iter()
-                .map(|slot| of(&slot.deadlines))
-                .fold(None, first);
+            let (mut least, mut rest) = (None, None);
+            for slot in slots.iter() {
+                let deadline = of(&slot.deadlines);
+                if before(&deadline, &least) {
+                    rest = least;
+                    least = deadline;
+                } else if before(&deadline, &rest) {
+                    rest = deadline;
+                }
+            }
+            self.least = least;
+            self.rest = rest;
             *stale = false;
         }
         debug_assert_eq!(
-            self.0,
+            self.least,
             slots
                 .iter()
                 .map(|slot| of(&slot.deadlines))
-                .fold(None, first)
+                .fold(None, |least, deadline| if before(&deadline, &least) {
+                    deadline
+                } else {
+                    least
+                })
+        );
+        debug_assert!(
+            slots
+                .iter()
+                .map(|slot| of(&slot.deadlines))
+                .filter(|deadline| before(deadline, &self.rest))
+                .count()
+                <= 1,
+            "`rest` is after two slots' deadlines"
         );
         hit
     }
@@ -142,6 +218,11 @@ struct DeadlineCache {
     coarse: Minimum<CoarseDeadline>,
     exact_stale: bool,
     coarse_stale: bool,
+    /// Set when either minimum moved earlier; cleared by [`LayeredTimeouts`] when the minima are
+    /// not earlier than its registration was filed for, so while it is clear they still are not.
+    ///
+    /// [`LayeredTimeouts`]: super::LayeredTimeouts
+    moved_earlier: bool,
     stats: SchedulerStats,
 }
 
@@ -149,20 +230,26 @@ impl DeadlineCache {
     /// A layer's cached deadlines move from `*cached` to `deadlines`.
     #[inline]
     fn update(&mut self, cached: &mut LayerDeadlines, deadlines: LayerDeadlines) {
-        let old = std::mem::replace(cached, deadlines);
-        let exact = self
-            .exact
-            .update(&mut self.exact_stale, old.exact, deadlines.exact);
-        let coarse = self
-            .coarse
-            .update(&mut self.coarse_stale, old.coarse, deadlines.coarse);
+        let exact = self.exact.update(
+            &mut self.exact_stale,
+            &mut self.moved_earlier,
+            &cached.exact,
+            &deadlines.exact,
+        );
+        let coarse = self.coarse.update(
+            &mut self.coarse_stale,
+            &mut self.moved_earlier,
+            &cached.coarse,
+            &deadlines.coarse,
+        );
+        *cached = deadlines;
         if exact || coarse {
             self.stats.deadline_changes += 1;
         }
     }
 
     #[inline]
-    fn deadlines(&mut self, slots: &[Slot]) -> LayerDeadlines {
+    fn deadlines(&mut self, slots: &Slots) -> LayerDeadlines {
         self.stats.deadline_queries += 1;
         let exact_hit = self
             .exact
@@ -174,8 +261,8 @@ impl DeadlineCache {
             self.stats.cache_hits += 1;
         }
         LayerDeadlines {
-            exact: self.exact.0,
-            coarse: self.coarse.0,
+            exact: self.exact.least,
+            coarse: self.coarse.least,
         }
     }
 }
@@ -187,12 +274,14 @@ impl DeadlineCache {
 /// is exact without ever asking every layer:
 ///
 /// - a layer moving **earlier** than the cached minimum becomes the minimum (O(1));
-/// - the layer **holding** the minimum moving later marks the minimum stale; the next query
-///   recomputes it from the cached deadlines (a few comparisons, no layer is called);
+/// - the layer **holding** the minimum moving later is still the minimum unless it passes the
+///   next-earliest deadline, which the cache keeps a bound on (O(1)); if it does, the minimum is
+///   marked stale and the next query recomputes it from the cached deadlines (a few
+///   comparisons, no layer is called);
 /// - any other change leaves the minimum as it is.
 ///
 /// [`calculate_unified_deadline`](UnifiedScheduler::calculate_unified_deadline) is therefore a
-/// field read except right after the minimum moved later, and
+/// field read except right after the minimum moved later past another layer's deadline, and
 /// [`check_unified_timeouts`](UnifiedScheduler::check_unified_timeouts) runs only the layers
 /// whose cached deadline has passed.
 #[derive(Default)]
@@ -201,7 +290,7 @@ pub struct UnifiedScheduler {
     /// pair): a connection's scheduler then reaches a layer through one pointer, not two (with
     /// many connections each is a cache miss, and they are dependent). More layers move the
     /// slots to one heap allocation; four inline slots would cost every connection 128 bytes.
-    slots: SmallVec<[Slot; INLINE_LAYERS]>,
+    slots: Slots,
     cache: DeadlineCache,
 }
 
@@ -270,6 +359,20 @@ impl UnifiedScheduler {
     #[inline]
     pub fn unified_deadlines(&mut self) -> LayerDeadlines {
         self.cache.deadlines(&self.slots)
+    }
+
+    /// Whether either unified deadline moved earlier since the last
+    /// [`clear_moved_earlier`](Self::clear_moved_earlier) (or ever, before the first): while
+    /// not, neither is earlier than it was then.
+    #[inline]
+    pub(crate) fn moved_earlier(&self) -> bool {
+        self.cache.moved_earlier
+    }
+
+    /// Makes [`moved_earlier`](Self::moved_earlier) watch from the current unified deadlines.
+    #[inline]
+    pub(crate) fn clear_moved_earlier(&mut self) {
+        self.cache.moved_earlier = false;
     }
 
     /// Runs every layer whose deadline is at or before `now` and returns what they found, in

@@ -11,7 +11,7 @@
 //! - [`UnifiedScheduler`] owns the layers. Every change to a layer goes through a
 //!   [`LayerGuard`], which reads that layer's deadline once when it is dropped, so the scheduler's
 //!   cached deadlines are exact and the unified deadline is a field read (recomputed over the
-//!   cached values only after the layer holding the minimum moved past another one's deadline).
+//!   cached values only after the layer holding the minimum moved later).
 //! - [`LayeredTimeouts`] is a scheduler on the timer service: one registration per connection,
 //!   which follows the unified deadline whenever the connection waits. A later deadline never
 //!   touches the wheel (the registration re-files itself when it comes due early); only an

@@ -3,7 +3,6 @@
 //! Design and invariants: on [`UnifiedScheduler`] (re-exported at the crate root, where users read them).
 
 use std::any::Any;
-use std::cmp::Ordering;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -83,38 +82,22 @@ fn before<T: Ord>(a: &Option<T>, b: &Option<T>) -> bool {
     }
 }
 
-/// How `a` compares with `b`, `None` meaning "never" (after every deadline).
-#[inline]
-fn order<T: Ord>(a: &Option<T>, b: &Option<T>) -> Ordering {
-    match (a, b) {
-        (Some(a), Some(b)) => a.cmp(b),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => Ordering::Equal,
-    }
-}
-
 /// The minimum of one kind of deadline over the slots, recomputed lazily once it went stale
 /// (the stale flags live beside the minima in [`DeadlineCache`], where they take no padding of
 /// their own: this struct is part of every connection).
 ///
-/// Stale or not, `least` is never after any slot's deadline. When not stale, some slot (the
-/// holder) has exactly `least`, and `rest` is never after any other slot's deadline: so the
-/// holder moving later, but not past `rest`, is still the minimum (the per-packet case of a
-/// connection's idle or keep-alive timer, with no other layer's deadline of that kind near)
-/// and nothing needs recomputing.
+/// Stale or not, the value is never after any slot's deadline; when not stale, some slot (the
+/// holder) has exactly it. A bound on the second least would spare the recompute after the
+/// holder moves later, but it costs every connection 48 bytes, and measured with 100,000
+/// connections (`ticktock bench per-packet`) it was no faster per packet: with many
+/// connections bytes are cache misses, and the recompute is a few comparisons over two cached
+/// slots.
 #[derive(Debug)]
-struct Minimum<T> {
-    least: Option<T>,
-    rest: Option<T>,
-}
+struct Minimum<T>(Option<T>);
 
 impl<T> Default for Minimum<T> {
     fn default() -> Self {
-        Self {
-            least: None,
-            rest: None,
-        }
+        Self(None)
     }
 }
 
@@ -129,36 +112,19 @@ impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
         old: &Option<T>,
         new: &Option<T>,
     ) -> bool {
-        match order(new, old) {
-            Ordering::Equal => return false,
-            Ordering::Less if before(new, &self.least) => {
-                // Earlier than the minimum, so earlier than every slot's deadline (even a
-                // stale minimum is never after any): the new minimum, an exact one again, and
-                // the old minimum bounds the other slots from below.
-                self.rest = self.least;
-                self.least = *new;
-                *stale = false;
-                *earlier = true;
-            }
-            // A stale minimum stays a lower bound; the next query recomputes it.
-            _ if *stale => {}
-            // Not the holder (which is not after `old`), moving earlier: `rest` follows.
-            Ordering::Less => {
-                if before(new, &self.rest) {
-                    self.rest = *new;
-                }
-            }
-            // The holder (or a slot level with it) moved later: still the minimum if no
-            // other slot can be earlier, else only a look at all of them tells.
-            Ordering::Greater if *old == self.least => {
-                if before(&self.rest, new) {
-                    *stale = true;
-                } else {
-                    self.least = *new;
-                }
-            }
-            // Another slot moved later: both bounds still hold.
-            Ordering::Greater => {}
+        if old == new {
+            return false;
+        }
+        if before(new, &self.0) {
+            // Earlier than the minimum, so earlier than every slot's deadline (even a stale
+            // minimum is never after any): the new minimum, an exact one again.
+            self.0 = *new;
+            *stale = false;
+            *earlier = true;
+        } else if !*stale && old.is_some() && *old == self.0 {
+            // The holder (or a slot level with it) moved later: only a look at all of them
+            // tells what the minimum is now.
+            *stale = true;
         }
         true
     }
@@ -173,39 +139,23 @@ impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
     ) -> bool {
         let hit = !*stale;
         if *stale {
-            let (mut least, mut rest) = (None, None);
+            let mut least = None;
             for slot in slots.iter() {
                 let deadline = of(&slot.deadlines);
                 if before(&deadline, &least) {
-                    rest = least;
                     least = deadline;
-                } else if before(&deadline, &rest) {
-                    rest = deadline;
                 }
             }
-            self.least = least;
-            self.rest = rest;
+            self.0 = least;
             *stale = false;
         }
-        debug_assert_eq!(
-            self.least,
-            slots
-                .iter()
-                .map(|slot| of(&slot.deadlines))
-                .fold(None, |least, deadline| if before(&deadline, &least) {
-                    deadline
-                } else {
-                    least
-                })
-        );
         debug_assert!(
             slots
                 .iter()
-                .map(|slot| of(&slot.deadlines))
-                .filter(|deadline| before(deadline, &self.rest))
-                .count()
-                <= 1,
-            "`rest` is after two slots' deadlines"
+                .all(|slot| !before(&of(&slot.deadlines), &self.0))
+                && slots.iter().any(|slot| of(&slot.deadlines) == self.0)
+                || (self.0.is_none() && slots.iter().all(|slot| of(&slot.deadlines).is_none())),
+            "the cached minimum is not the least slot deadline"
         );
         hit
     }
@@ -261,8 +211,8 @@ impl DeadlineCache {
             self.stats.cache_hits += 1;
         }
         LayerDeadlines {
-            exact: self.exact.least,
-            coarse: self.coarse.least,
+            exact: self.exact.0,
+            coarse: self.coarse.0,
         }
     }
 }
@@ -274,14 +224,12 @@ impl DeadlineCache {
 /// is exact without ever asking every layer:
 ///
 /// - a layer moving **earlier** than the cached minimum becomes the minimum (O(1));
-/// - the layer **holding** the minimum moving later is still the minimum unless it passes the
-///   next-earliest deadline, which the cache keeps a bound on (O(1)); if it does, the minimum is
-///   marked stale and the next query recomputes it from the cached deadlines (a few
-///   comparisons, no layer is called);
+/// - the layer **holding** the minimum moving later marks the minimum stale; the next query
+///   recomputes it from the cached deadlines (a few comparisons, no layer is called);
 /// - any other change leaves the minimum as it is.
 ///
 /// [`calculate_unified_deadline`](UnifiedScheduler::calculate_unified_deadline) is therefore a
-/// field read except right after the minimum moved later past another layer's deadline, and
+/// field read except right after the minimum moved later, and
 /// [`check_unified_timeouts`](UnifiedScheduler::check_unified_timeouts) runs only the layers
 /// whose cached deadline has passed.
 #[derive(Default)]

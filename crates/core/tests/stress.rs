@@ -332,3 +332,111 @@ fn layered_connections_are_always_woken_and_never_early() {
     }
     setup.stop_ticker();
 }
+
+/// The same with deadlines mostly 20 s and more (over 8,192 ticks of 1 ms) away, where a poll whose
+/// deadlines did not move earlier returns `Pending` from a flag and a few loads, without
+/// looking at the deadlines: moves later and earlier among far deadlines, and now and then a
+/// near one, must still leave every connection woken at (never before) its deadline. The clock
+/// is then moved on until each has fired.
+#[test]
+fn layered_connections_far_from_due_are_still_woken_and_never_early() {
+    let mut setup = setup();
+    let results = setup.on_workers(move |handle, clock, thread| {
+        let mut rng = 0x2545_f491_4f6c_dd1d ^ (thread + 1);
+        let mut connections: Vec<_> = (0..64)
+            .map(|_| {
+                let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
+                let id = timeouts.add_layer(Deadline(None));
+                let flag = Arc::new(Flag(AtomicBool::new(false)));
+                (timeouts, id, flag)
+            })
+            .collect();
+        let mut fired = 0u64;
+        for _ in 0..OPS_PER_THREAD {
+            let r = xorshift(&mut rng);
+            let (timeouts, id, flag) = &mut connections[(r % 64) as usize];
+            let now = clock.now();
+            if let Some(mut layer) = timeouts.layer_mut(*id) {
+                // Far enough that the final polls below still find it more than 8,192 ticks
+                // away: a deadline the quiet path dropped would never be woken.
+                let far = now + Duration::from_millis(20_000);
+                let jitter = (r >> 40) % 3_000;
+                layer.0 = Some(match (r >> 8) % 50 {
+                    // Now and then a near deadline, which fires during the run.
+                    0 => now + Duration::from_micros(100 + jitter % 1500),
+                    // Now and then an earlier far one (or later: 20–23 s ahead in any order).
+                    1..=4 => far + Duration::from_millis(jitter),
+                    // Mostly later, as a packet pushes an idle timeout.
+                    _ => match layer.0 {
+                        Some(at) if at >= far => at + Duration::from_millis(1 + jitter % 100),
+                        _ => far + Duration::from_millis(jitter),
+                    },
+                });
+            }
+            let waker = Waker::from(Arc::clone(flag));
+            flag.0.store(false, Ordering::SeqCst);
+            if let Poll::Ready(results) = timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
+                assert!(!results.unwrap().is_empty());
+                fired += 1;
+            }
+        }
+        (connections, fired)
+    });
+    setup.stop_ticker();
+    // Every poll above that went past the quiet path asked the scheduler for its deadlines.
+    let queries: u64 = results
+        .iter()
+        .flat_map(|(connections, _)| connections)
+        .map(|(timeouts, _, _)| timeouts.stats().deadline_queries)
+        .sum();
+    assert!(
+        queries < THREADS * OPS_PER_THREAD / 2,
+        "{queries} deadline queries for {} polls: the quiet path was not taken",
+        THREADS * OPS_PER_THREAD
+    );
+    // Every connection polls once more while its deadline is still far (the quiet path again),
+    // then time moves through the deadlines in order: each connection must be woken by the time
+    // the clock is two ticks past its deadline, and its layer must not be due before.
+    let mut waiting: Vec<_> = results
+        .into_iter()
+        .flat_map(|(connections, _)| connections)
+        .filter_map(|(mut timeouts, id, flag)| {
+            let deadline = timeouts.layer(id).and_then(|layer| layer.0)?;
+            flag.0.store(false, Ordering::SeqCst);
+            let waker = Waker::from(Arc::clone(&flag));
+            match timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
+                Poll::Pending => Some((deadline, timeouts, flag)),
+                Poll::Ready(results) => {
+                    assert!(!results.unwrap().is_empty());
+                    assert!(setup.clock.now() >= deadline, "a layer was checked early");
+                    None
+                }
+            }
+        })
+        .collect();
+    assert!(!waiting.is_empty(), "no far deadline was left to wait for");
+    waiting.sort_by_key(|(deadline, _, _)| *deadline);
+    for (deadline, timeouts, flag) in &mut waiting {
+        while setup.clock.now() < *deadline + Duration::from_millis(2) {
+            setup.clock.advance(Duration::from_millis(1));
+        }
+        let waker = Waker::from(Arc::clone(flag));
+        loop {
+            let mut spins = 0u64;
+            while !flag.0.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+                spins += 1;
+                assert!(
+                    spins < 20_000_000,
+                    "not woken two ticks after its deadline: a moved deadline was lost"
+                );
+            }
+            flag.0.store(false, Ordering::SeqCst);
+            if let Poll::Ready(results) = timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
+                assert!(!results.unwrap().is_empty());
+                assert!(setup.clock.now() >= *deadline, "a layer was checked early");
+                break;
+            }
+        }
+    }
+}

@@ -91,6 +91,31 @@ fn quick_compare_echoes_every_byte_and_closes_every_idle_connection() {
     }
 }
 
+/// The service's driver as a task on the runtime's workers instead of a thread of its own.
+#[test]
+fn quick_run_with_the_driver_task_echoes_every_byte_and_closes_every_idle_connection() {
+    let output = ticktock(&["quic", "--quick", "--runtime", "ticktock-task", "--json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["runtime"], "ticktock-task");
+    assert_eq!(r["established"], 100);
+    assert_eq!(r["mismatched_bytes"], 0);
+    assert!(r["bytes_echoed"].as_u64().is_some_and(|b| b > 0));
+    assert_eq!(r["errors"], 0, "{}", r["first_error"]);
+    assert_eq!(r["idle"]["observed"], r["idle"]["expected"]);
+    assert_eq!(r["timer"]["early_wakes"], 0, "a timer woke early");
+    assert!(
+        r["service"]["fired"].as_u64().is_some_and(|n| n > 0),
+        "the task driver fired the timers: {}",
+        r["service"]
+    );
+}
+
 #[test]
 fn bad_flags_are_rejected_by_clap_without_a_panic() {
     for args in [

@@ -52,7 +52,7 @@ pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Whose runtime quinn runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum QuicRuntime {
     /// `ticktock_quinn::TicktockRuntime`: timers on a ticktock timer service (system clock,
     /// 1 ms ticks, a shard per worker).

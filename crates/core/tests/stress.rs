@@ -269,6 +269,50 @@ impl std::task::Wake for Flag {
     }
 }
 
+/// A layered connection of these tests: one [`Deadline`] layer, polled with a [`Flag`] waker.
+type Layered = (
+    ticktock::LayeredTimeouts,
+    ticktock::LayerId<Deadline>,
+    Arc<Flag>,
+);
+
+/// 64 layered connections on `handle`; `OPS_PER_THREAD` times a random one's layer is given
+/// the deadline `next(now, random, its current deadline)` and the connection polls once, as a
+/// select loop would after a packet. Returns the connections and how many polls found a layer
+/// due.
+fn move_and_poll(
+    handle: &TimerHandle,
+    clock: &ManualClock,
+    seed: u64,
+    next: impl Fn(ticktock::Instant, u64, Option<ticktock::Instant>) -> ticktock::Instant,
+) -> (Vec<Layered>, u64) {
+    let mut rng = seed;
+    let mut connections: Vec<Layered> = (0..64)
+        .map(|_| {
+            let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
+            let id = timeouts.add_layer(Deadline(None));
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            (timeouts, id, flag)
+        })
+        .collect();
+    let mut fired = 0u64;
+    for _ in 0..OPS_PER_THREAD {
+        let r = xorshift(&mut rng);
+        let (timeouts, id, flag) = &mut connections[(r % 64) as usize];
+        let now = clock.now();
+        if let Some(mut layer) = timeouts.layer_mut(*id) {
+            layer.0 = Some(next(now, r, layer.0));
+        }
+        let waker = Waker::from(Arc::clone(flag));
+        flag.0.store(false, Ordering::SeqCst);
+        if let Poll::Ready(results) = timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
+            assert!(!results.unwrap().is_empty());
+            fired += 1;
+        }
+    }
+    (connections, fired)
+}
+
 /// Layered connections move their deadline (mostly later, sometimes earlier) and poll while the
 /// driver fires their registrations on a moving clock. Afterwards each connection with a
 /// deadline is polled again only when its waker was woken: a lost wakeup (a registration gone
@@ -277,33 +321,13 @@ impl std::task::Wake for Flag {
 fn layered_connections_are_always_woken_and_never_early() {
     let mut setup = setup();
     let results = setup.on_workers(move |handle, clock, thread| {
-        let mut rng = 0x9e37_79b9_7f4a_7c15 ^ (thread + 1);
-        let mut connections: Vec<_> = (0..64)
-            .map(|_| {
-                let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
-                let id = timeouts.add_layer(Deadline(None));
-                let flag = Arc::new(Flag(AtomicBool::new(false)));
-                (timeouts, id, flag)
-            })
-            .collect();
-        let mut fired = 0u64;
-        for _ in 0..OPS_PER_THREAD {
-            let r = xorshift(&mut rng);
-            let (timeouts, id, flag) = &mut connections[(r % 64) as usize];
-            let now = clock.now();
-            if let Some(mut layer) = timeouts.layer_mut(*id) {
-                // Mostly later (the idle case), sometimes earlier, within 0.1–1.6 ms.
-                let ahead = Duration::from_micros(100 + (r >> 40) % 1500);
-                layer.0 = Some(now + ahead);
-            }
-            let waker = Waker::from(Arc::clone(flag));
-            flag.0.store(false, Ordering::SeqCst);
-            if let Poll::Ready(results) = timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
-                assert!(!results.unwrap().is_empty());
-                fired += 1;
-            }
-        }
-        (connections, fired)
+        // Mostly later (the idle case), sometimes earlier, within 0.1–1.6 ms.
+        move_and_poll(
+            &handle,
+            &clock,
+            0x9e37_79b9_7f4a_7c15 ^ (thread + 1),
+            |now, r, _| now + Duration::from_micros(100 + (r >> 40) % 1500),
+        )
     });
     for (mut connections, _) in results {
         for (timeouts, id, flag) in &mut connections {
@@ -342,45 +366,28 @@ fn layered_connections_are_always_woken_and_never_early() {
 fn layered_connections_far_from_due_are_still_woken_and_never_early() {
     let mut setup = setup();
     let results = setup.on_workers(move |handle, clock, thread| {
-        let mut rng = 0x2545_f491_4f6c_dd1d ^ (thread + 1);
-        let mut connections: Vec<_> = (0..64)
-            .map(|_| {
-                let mut timeouts = ticktock::LayeredTimeouts::new(handle.clone());
-                let id = timeouts.add_layer(Deadline(None));
-                let flag = Arc::new(Flag(AtomicBool::new(false)));
-                (timeouts, id, flag)
-            })
-            .collect();
-        let mut fired = 0u64;
-        for _ in 0..OPS_PER_THREAD {
-            let r = xorshift(&mut rng);
-            let (timeouts, id, flag) = &mut connections[(r % 64) as usize];
-            let now = clock.now();
-            if let Some(mut layer) = timeouts.layer_mut(*id) {
+        move_and_poll(
+            &handle,
+            &clock,
+            0x2545_f491_4f6c_dd1d ^ (thread + 1),
+            |now, r, current| {
                 // Far enough that the final polls below still find it more than 8,192 ticks
                 // away: a deadline the quiet path dropped would never be woken.
                 let far = now + Duration::from_millis(20_000);
                 let jitter = (r >> 40) % 3_000;
-                layer.0 = Some(match (r >> 8) % 50 {
+                match (r >> 8) % 50 {
                     // Now and then a near deadline, which fires during the run.
                     0 => now + Duration::from_micros(100 + jitter % 1500),
                     // Now and then an earlier far one (or later: 20–23 s ahead in any order).
                     1..=4 => far + Duration::from_millis(jitter),
                     // Mostly later, as a packet pushes an idle timeout.
-                    _ => match layer.0 {
+                    _ => match current {
                         Some(at) if at >= far => at + Duration::from_millis(1 + jitter % 100),
                         _ => far + Duration::from_millis(jitter),
                     },
-                });
-            }
-            let waker = Waker::from(Arc::clone(flag));
-            flag.0.store(false, Ordering::SeqCst);
-            if let Poll::Ready(results) = timeouts.poll_timeouts(&mut Context::from_waker(&waker)) {
-                assert!(!results.unwrap().is_empty());
-                fired += 1;
-            }
-        }
-        (connections, fired)
+                }
+            },
+        )
     });
     setup.stop_ticker();
     // Every poll above that went past the quiet path asked the scheduler for its deadlines.

@@ -472,11 +472,7 @@ async fn call_waits_for_space_in_a_small_queue_and_never_fails() {
 async fn default_deadline_fires_at_arrival_plus_deadline_while_the_slot_is_busy() {
     let service = timer();
     let log = Log::new();
-    let batcher: TestBatcher = Batcher::builder()
-        .timer(service.handle())
-        .default_deadline(Some(ms(30)))
-        .build(handler(&log, ms(10)))
-        .unwrap();
+    let batcher = batcher_with_default_deadline(&service, &log);
     let start = log.start();
     let calls = vec![
         // Busies the slot 0..100 (its own deadline is long).

@@ -20,11 +20,7 @@ use ticktock_batch::{BatchError, Batcher, CallOptions, Priority};
 async fn default_deadlines_fire_in_order_each_at_arrival_plus_deadline() {
     let service = timer();
     let log = Log::new();
-    let batcher: TestBatcher = Batcher::builder()
-        .timer(service.handle())
-        .default_deadline(Some(ms(30)))
-        .build(handler(&log, ms(10)))
-        .unwrap();
+    let batcher = batcher_with_default_deadline(&service, &log);
     let start = log.start();
     let mut calls = vec![call_at(&batcher, start, ms(0), SLOW, deadline(ms(1000)))];
     // 50 callers, one per ms, some two in the same ms, all waiting behind the slow batch.
@@ -45,11 +41,7 @@ async fn default_deadlines_fire_in_order_each_at_arrival_plus_deadline() {
 async fn per_call_deadlines_mixed_with_the_default_keep_their_own() {
     let service = timer();
     let log = Log::new();
-    let batcher: TestBatcher = Batcher::builder()
-        .timer(service.handle())
-        .default_deadline(Some(ms(30)))
-        .build(handler(&log, ms(10)))
-        .unwrap();
+    let batcher = batcher_with_default_deadline(&service, &log);
     let start = log.start();
     let high = CallOptions {
         priority: Priority::High,
@@ -193,11 +185,7 @@ impl Drop for OnDrop {
 async fn shutdown_times_out_queued_requests_at_their_deadlines() {
     let service = timer();
     let log = Log::new();
-    let batcher: TestBatcher = Batcher::builder()
-        .timer(service.handle())
-        .default_deadline(Some(ms(30)))
-        .build(handler(&log, ms(10)))
-        .unwrap();
+    let batcher = batcher_with_default_deadline(&service, &log);
     let start = log.start();
     let mut calls = vec![call_at(&batcher, start, ms(0), SLOW, deadline(ms(1000)))];
     calls.extend((1..=3).map(|i| spawn_call(&batcher, start, ms(u64::from(i)), i)));

@@ -230,6 +230,16 @@ pub fn handler(log: &Log<u32>, base: Duration) -> Handler {
     })
 }
 
+/// A batcher on `service` with the standard handler taking 10 ms a batch and a default
+/// deadline of 30 ms: the setup of the default-deadline tests.
+pub fn batcher_with_default_deadline(service: &TimerService, log: &Log<u32>) -> TestBatcher {
+    Batcher::builder()
+        .timer(service.handle())
+        .default_deadline(Some(ms(30)))
+        .build(handler(log, ms(10)))
+        .expect("a valid configuration")
+}
+
 /// A call's result and when (virtual time since `start`) it came back.
 pub type Timed = (Duration, Result<u32, BatchError<String>>);
 

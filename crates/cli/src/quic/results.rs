@@ -331,30 +331,12 @@ pub fn write_table(
         ),
         (
             "wake-ups > 2 ms late / early",
-            |r| {
-                (
-                    format!(
-                        "{} / {}",
-                        thousands(r.timer.wakes_over_2ms),
-                        thousands(r.timer.early_wakes)
-                    ),
-                    r.timer.wakes_over_2ms as f64,
-                )
-            },
+            |r| counts(r.timer.wakes_over_2ms, r.timer.early_wakes),
             Ratio::None,
         ),
         (
             "idle timeouts observed / expected",
-            |r| {
-                (
-                    format!(
-                        "{} / {}",
-                        thousands(r.idle.observed),
-                        thousands(r.idle.expected)
-                    ),
-                    r.idle.observed as f64,
-                )
-            },
+            |r| counts(r.idle.observed, r.idle.expected),
             Ratio::None,
         ),
         (
@@ -380,16 +362,7 @@ pub fn write_table(
         ),
         (
             "client packets sent / lost",
-            |r| {
-                (
-                    format!(
-                        "{} / {}",
-                        thousands(r.client_packets_sent),
-                        thousands(r.client_packets_lost)
-                    ),
-                    r.client_packets_sent as f64,
-                )
-            },
+            |r| counts(r.client_packets_sent, r.client_packets_lost),
             Ratio::Plain,
         ),
         (
@@ -440,6 +413,11 @@ pub fn write_table(
 
 fn count(n: u64) -> (String, f64) {
     (thousands(n), n as f64)
+}
+
+/// Two counts shown as "a / b"; the first is the one compared.
+fn counts(a: u64, b: u64) -> (String, f64) {
+    (format!("{} / {}", thousands(a), thousands(b)), a as f64)
 }
 
 /// 1234567 → "1,234,567".

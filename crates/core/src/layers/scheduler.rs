@@ -82,6 +82,19 @@ fn before<T: Ord>(a: &Option<T>, b: &Option<T>) -> bool {
     }
 }
 
+/// The least of one kind of deadline over `slots` (`None`: no slot has one).
+#[inline]
+fn least<T: Ord + Copy>(slots: &Slots, of: fn(&LayerDeadlines) -> Option<T>) -> Option<T> {
+    let mut least = None;
+    for slot in slots.iter() {
+        let deadline = of(&slot.deadlines);
+        if before(&deadline, &least) {
+            least = deadline;
+        }
+    }
+    least
+}
+
 /// The minimum of one kind of deadline over the slots, recomputed lazily once it went stale
 /// (the stale flags live beside the minima in [`DeadlineCache`], where they take no padding of
 /// their own: this struct is part of every connection).
@@ -139,24 +152,10 @@ impl<T: Ord + Copy + fmt::Debug> Minimum<T> {
     ) -> bool {
         let hit = !*stale;
         if *stale {
-            let mut least = None;
-            for slot in slots.iter() {
-                let deadline = of(&slot.deadlines);
-                if before(&deadline, &least) {
-                    least = deadline;
-                }
-            }
-            self.0 = least;
+            self.0 = least(slots, of);
             *stale = false;
         }
-        debug_assert!(
-            slots
-                .iter()
-                .all(|slot| !before(&of(&slot.deadlines), &self.0))
-                && slots.iter().any(|slot| of(&slot.deadlines) == self.0)
-                || (self.0.is_none() && slots.iter().all(|slot| of(&slot.deadlines).is_none())),
-            "the cached minimum is not the least slot deadline"
-        );
+        debug_assert_eq!(self.0, least(slots, of), "the cached minimum is stale");
         hit
     }
 }

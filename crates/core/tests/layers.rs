@@ -2028,7 +2028,9 @@ async fn layered_coarse_idle_is_never_early_and_never_delays_an_exact_deadline()
 }
 
 /// The work saved: a thousand connections whose idle timeouts (3 s, the `simulate` default)
-/// run out cost the service's wheel far fewer cascades when the timeouts are coarse.
+/// run out cost the service's wheel no cascade at all when the timeouts are coarse (rounded to
+/// 64 ticks, they stay on level 1 and fire when their slot comes up), and about one each when
+/// they are exact (moved down to their tick when their slot comes up).
 #[tokio::test(start_paused = true)]
 async fn coarse_idle_timeouts_cascade_far_less_than_exact_ones() {
     async fn cascades(precision: Precision) -> u64 {
@@ -2067,13 +2069,10 @@ async fn coarse_idle_timeouts_cascade_far_less_than_exact_ones() {
     let coarse = cascades(Precision::Coarse).await;
     eprintln!("cascades: exact {exact}, coarse {coarse}");
     assert!(
-        exact >= 1_000,
-        "exact idle timers cascade at least once: {exact}"
+        exact >= 900,
+        "exact idle timers cascade once unless due at a slot's start: {exact}"
     );
-    assert!(
-        coarse * 2 <= exact,
-        "coarse {coarse} cascades, exact {exact}"
-    );
+    assert_eq!(coarse, 0, "coarse {coarse} cascades, exact {exact}");
 }
 
 /// The slack comes from the timeout itself, not from how long ago the driver last looked: with

@@ -8,14 +8,20 @@
 //!
 //! # Design
 //!
-//! - **Levels.** Six levels of 64 slots. A slot at level `L` spans `64^L` ticks, so level 0 has
-//!   one-tick slots and the whole hierarchy spans 2^36 ticks ([`HORIZON`], about 795 days of
-//!   1 ms ticks). A timer is filed at the lowest level whose slot boundaries separate its
-//!   deadline from the current tick (the highest differing bit of the two picks it).
-//! - **Occupancy bitmaps.** Each level has a `u64` with one bit per non-empty slot.
-//!   [`TimerWheel::next_deadline`] is a rotate and a trailing-zero count on the first non-empty
-//!   level, and [`TimerWheel::poll`] visits only occupied slots: a jump of time over an empty or
-//!   sparse wheel costs O(levels), never O(ticks).
+//! - **Levels.** Six levels; a slot at level `L` spans `64^L` ticks, and the whole hierarchy
+//!   spans 2^36 ticks ([`HORIZON`], about 795 days of 1 ms ticks). Each level reaches a little
+//!   into the level above: level 0 has [`NEAR_SLOTS`] (256) one-tick slots for the current
+//!   64-tick block and the next three, levels 1 to 4 have 128 slots for the current block of
+//!   the level above and the next one, the top level has 64. A timer goes on the lowest level
+//!   that reaches its deadline. The overlap is what spares cascades: the exact timers of a few
+//!   round trips (retransmission, ack delay) file straight into their tick, and a coarse timer
+//!   stays on the level of its granularity instead of moving down when its deadline crosses a
+//!   boundary of the level above (see `level.rs` for the table and the invariants).
+//! - **Occupancy bitmaps.** One bit per non-empty slot, in `u64` words.
+//!   [`TimerWheel::next_deadline`] is a trailing-zero count per level it looks at (the first
+//!   non-empty one, and those above it whose next slot could start earlier), and
+//!   [`TimerWheel::poll`] visits only occupied slots: a jump of time over an empty or sparse
+//!   wheel costs O(levels), never O(ticks).
 //! - **Slab and intrusive lists.** Timers live in a slab (a `Vec` of 24-byte entries for
 //!   `T = u64`, with a free list), so a warm wheel allocates nothing. Each slot is a circular
 //!   doubly linked list with a sentinel, threaded by `u32` indices through a parallel array of
@@ -34,8 +40,8 @@
 //! - A timer never fires before its deadline tick. A deadline at or before the current tick fires
 //!   at the next poll; a deadline beyond the horizon waits in the top level and is re-filed
 //!   until it is within reach. Any `u64` deadline is accepted.
-//! - Every timer at level `L` is due before every timer at level `L + 1`, so the first
-//!   non-empty level holds the next work.
+//! - Every timer is due no earlier than the start of its slot, and each level holds only
+//!   deadlines within its reach, so the next work is the earliest next slot over the levels.
 //!
 //! # Example
 //!
@@ -80,7 +86,7 @@ mod wheel;
 pub use batch::{BatchPath, BatchStrategy, ShardKey, ShardedWheel};
 pub use fifo::{FixedDelayKey, FixedDelayQueue, FixedDelayStats, FixedExpired};
 pub use key::TimerKey;
-pub use level::{HORIZON, LEVELS, SLOTS};
+pub use level::{HORIZON, LEVELS, NEAR_SLOTS, SLOTS};
 pub use precision::{Precision, coarse_deadline};
 pub use stats::WheelStats;
 pub use wheel::{Expired, TimerWheel};

@@ -1,5 +1,6 @@
 //! The slot lists: one circular doubly linked list per slot, threaded through a compact array of
-//! links, plus the per-level occupancy bitmaps.
+//! links, plus the occupancy bitmap: one bit per list, in words of 64 lists (level 0's four
+//! words, two for each middle level, one for the top).
 //!
 //! Links live apart from the timers' entries (struct of arrays): a link is 8 bytes, so the
 //! neighbours an unlink must patch sit eight to a cache line instead of two, and walking a list
@@ -14,27 +15,57 @@
 use alloc::vec::Vec;
 use core::num::NonZeroU16;
 
-use crate::level::{LEVELS, SLOTS};
+use crate::level::{self, LEVELS};
 
 /// Number of slot lists, and so of sentinel links and of reserved entry indices.
-pub(crate) const LISTS: usize = LEVELS * SLOTS;
+pub(crate) use crate::level::LISTS;
+
+/// Words of occupancy bitmap: one bit per list.
+pub(crate) const WORDS: usize = LISTS / 64;
+
+/// The level of each occupancy word's lists.
+const LEVEL_OF_WORD: [u8; WORDS] = {
+    let mut levels = [0; WORDS];
+    let mut level = 0;
+    while level < LEVELS {
+        let mut word = level::first_list(level) / 64;
+        while word < (level::first_list(level) + level::slots(level)) / 64 {
+            levels[word] = level as u8;
+            word += 1;
+        }
+        level += 1;
+    }
+    levels
+};
+
+/// The level whose lists occupancy word `word` is for.
+#[inline]
+pub(crate) fn level_of_word(word: usize) -> usize {
+    usize::from(LEVEL_OF_WORD[word])
+}
+
+/// The occupancy words of `level` within the whole bitmap.
+#[inline]
+pub(crate) fn level_words(occupied: &[u64; WORDS], level: usize) -> &[u64] {
+    let first = level::first_list(level) / 64;
+    &occupied[first..first + level::slots(level) / 64]
+}
 
 /// The end of a chain that is not a slot list (timers set aside during a poll).
 pub(crate) const NIL: u32 = u32::MAX;
 
-/// Which slot list a timer is on: `level * 64 + slot`, stored plus one so the type has a niche
-/// (which lets the entry enum in the slab do without a tag).
+/// Which slot list a timer is on: its index over every level's slots in level order, stored
+/// plus one so the type has a niche (which lets the entry enum in the slab do without a tag).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct ListId(NonZeroU16);
 
 impl ListId {
     #[inline]
     pub(crate) fn new(level: usize, slot: usize) -> Self {
-        debug_assert!(level < LEVELS && slot < SLOTS);
-        let raw = (level * SLOTS + slot + 1) as u16;
-        match NonZeroU16::new(raw) {
+        debug_assert!(level < LEVELS && slot < level::slots(level));
+        match NonZeroU16::new((level::first_list(level) + slot + 1) as u16) {
             Some(id) => Self(id),
-            None => unreachable!("level * 64 + slot + 1 is never zero"),
+            None => unreachable!("a list index plus one is never zero"),
         }
     }
 
@@ -46,13 +77,19 @@ impl ListId {
 
     #[inline]
     pub(crate) fn level(self) -> usize {
-        self.sentinel() as usize / SLOTS
+        level_of_word(self.word())
     }
 
-    /// This slot's bit in its level's occupancy bitmap.
+    /// The occupancy word this list's bit is in.
+    #[inline]
+    pub(crate) fn word(self) -> usize {
+        self.sentinel() as usize / 64
+    }
+
+    /// This list's bit in its occupancy word.
     #[inline]
     pub(crate) fn bit(self) -> u64 {
-        1 << (self.sentinel() as usize % SLOTS)
+        1 << (self.sentinel() % 64)
     }
 }
 
@@ -62,11 +99,11 @@ struct Link {
     prev: u32,
 }
 
-/// Every slot's list and every level's occupancy bitmap.
+/// Every slot's list and the occupancy bitmap.
 pub(crate) struct Lists {
     links: Vec<Link>,
-    /// Bit `s` of `occupied[l]` is set exactly when slot `s` of level `l` is non-empty.
-    occupied: [u64; LEVELS],
+    /// Bit `b` of `occupied[w]` is set exactly when list `64 * w + b` is non-empty.
+    occupied: [u64; WORDS],
 }
 
 impl Lists {
@@ -79,7 +116,7 @@ impl Lists {
         }));
         Self {
             links,
-            occupied: [0; LEVELS],
+            occupied: [0; WORDS],
         }
     }
 
@@ -104,7 +141,7 @@ impl Lists {
     }
 
     #[inline]
-    pub(crate) fn occupied(&self) -> &[u64; LEVELS] {
+    pub(crate) fn occupied(&self) -> &[u64; WORDS] {
         &self.occupied
     }
 
@@ -119,7 +156,7 @@ impl Lists {
         };
         self.links[first as usize].prev = index;
         self.links[sentinel as usize].next = index;
-        self.occupied[list.level()] |= list.bit();
+        self.occupied[list.word()] |= list.bit();
     }
 
     /// Takes timer `index` off `list`, the list it is on.
@@ -133,7 +170,7 @@ impl Lists {
         let sentinel = list.sentinel();
         let emptied = self.links[sentinel as usize].next == sentinel;
         let clear = core::hint::select_unpredictable(emptied, list.bit(), 0);
-        self.occupied[list.level()] &= !clear;
+        self.occupied[list.word()] &= !clear;
     }
 
     /// Detaches the whole of `list` and returns its first timer. Following [`next`](Self::next)
@@ -147,7 +184,7 @@ impl Lists {
             next: sentinel,
             prev: sentinel,
         };
-        self.occupied[list.level()] &= !list.bit();
+        self.occupied[list.word()] &= !list.bit();
         first
     }
 
@@ -171,7 +208,7 @@ impl Lists {
                 prev: sentinel as u32,
             };
         }
-        self.occupied = [0; LEVELS];
+        self.occupied = [0; WORDS];
     }
 }
 
@@ -191,11 +228,12 @@ mod tests {
         }
         lists.cover(base + 3);
         lists.push_front(base + 3, other);
-        assert_eq!(lists.occupied()[1], (1 << 5) | (1 << 6));
+        let word = level::first_list(1) / 64;
+        assert_eq!(lists.occupied()[word], (1 << 5) | (1 << 6));
         lists.remove(base + 1, list);
-        assert_eq!(lists.occupied()[1], (1 << 5) | (1 << 6));
+        assert_eq!(lists.occupied()[word], (1 << 5) | (1 << 6));
         lists.remove(base + 3, other);
-        assert_eq!(lists.occupied()[1], 1 << 5);
+        assert_eq!(lists.occupied()[word], 1 << 5);
         let mut walked = Vec::new();
         let mut index = lists.take(list);
         while index != list.sentinel() {
@@ -203,19 +241,20 @@ mod tests {
             index = lists.next(index);
         }
         assert_eq!(walked, [base + 2, base]);
-        assert_eq!(lists.occupied()[1], 0);
+        assert_eq!(lists.occupied()[word], 0);
     }
 
     #[test]
     fn list_ids_map_to_distinct_sentinels() {
         let mut seen = [false; LISTS];
         for level in 0..LEVELS {
-            for slot in 0..SLOTS {
+            for slot in 0..level::slots(level) {
                 let id = ListId::new(level, slot);
                 assert_eq!(id.level(), level);
-                assert_eq!(id.bit(), 1 << slot);
+                assert_eq!(id.bit(), 1 << (slot % 64));
                 assert!(!core::mem::replace(&mut seen[id.sentinel() as usize], true));
             }
         }
+        assert!(seen.iter().all(|&seen| seen));
     }
 }

@@ -9,10 +9,11 @@
 //! A coarse timer's deadline is rounded **up** to a multiple of `64^k` ticks, the coarsest
 //! level granularity that is at most an eighth of its delay. A deadline that is a multiple of
 //! `64^k` is the first tick of its slot on level `k`, so when the wheel reaches that slot the
-//! timer is due and fires there: it never cascades below level `k`, and since `64^k` is at most
-//! an eighth of the delay, `k` is at least the level the timer is filed on minus one. So a
-//! coarse timer cascades at most once, and not at all when its delay is at least eight times
-//! its level's granularity, which is how the Linux timer wheel bounds its work
+//! timer is due and fires there: it never cascades below level `k`. Level `k` reaches to the
+//! end of the next `64^(k+1)`-tick block, so a coarse timer whose delay is at most `63 * 64^k`
+//! ticks is filed on level `k` or lower and does not cascade at all: with 1 ms ticks, every
+//! idle or keep-alive timeout from 0.5 s to 4 s and from 33 s to 258 s. Longer ones land one
+//! level higher and cascade once. That is how the Linux timer wheel bounds its work
 //! (`kernel/time/timer.c`, also at most 12.5 % late).
 //!
 //! The rounding is a pure function of the deadline and the lateness allowed; the wheel does not

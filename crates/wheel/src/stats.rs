@@ -8,8 +8,8 @@ use crate::level::LEVELS;
 pub struct WheelStats {
     /// Live timers.
     pub live: usize,
-    /// Occupancy of each level: its non-empty slots, out of 64 (level 0 is the finest, one
-    /// tick per slot).
+    /// Occupancy of each level: its non-empty slots, out of 256 for level 0 (the near window,
+    /// one tick per slot) and out of 64 for the others.
     pub occupied_slots_per_level: [u32; LEVELS],
     /// Timers moved to a finer slot by a poll, without firing, since the wheel was made.
     pub cascades: u64,

@@ -4,8 +4,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::key::TimerKey;
-use crate::level::{self, LEVELS};
-use crate::lists::{ListId, Lists, NIL};
+use crate::level::{self, LEVELS, NEAR_SLOTS, SLOT_BITS};
+use crate::lists::{self, ListId, Lists, NIL, WORDS};
 use crate::precision::Precision;
 use crate::slab::Slab;
 use crate::stats::WheelStats;
@@ -23,9 +23,10 @@ pub struct Expired<T> {
 
 /// A hierarchical timing wheel over integer ticks.
 ///
-/// See the [crate documentation](crate) for the design. In short: six levels of 64 slots, each
-/// slot an intrusive circular list of timers stored in a slab, a `u64` bitmap per level saying
-/// which slots are non-empty. Insert, cancel and reset are O(1); finding the next slot with work
+/// See the [crate documentation](crate) for the design. In short: six levels of slots, 64 times
+/// coarser each, each level also reaching into the next block of the one above; each slot an
+/// intrusive circular list of timers stored in a slab, and a bitmap saying which slots are
+/// non-empty. Insert, cancel and reset are O(1); finding the next slot with work
 /// is a rotate and a trailing-zero count per level; polling touches only occupied slots, so
 /// jumping far ahead costs O(levels + timers that move).
 ///
@@ -59,8 +60,9 @@ impl<T> fmt::Debug for TimerWheel<T> {
 }
 
 impl<T> TimerWheel<T> {
-    /// An empty wheel standing at tick 0. Allocates its fixed part (the slot lists, 12 KiB) and
-    /// room for 128 timers, which makes the tables' doubling land on powers of two.
+    /// An empty wheel standing at tick 0. Allocates its fixed part (the 832 slot lists'
+    /// sentinels, 6.5 KiB) and room for 128 timers, which makes the tables' doubling land on
+    /// powers of two.
     #[must_use]
     pub fn new() -> Self {
         Self::with_capacity(128)
@@ -244,13 +246,14 @@ impl<T> TimerWheel<T> {
     ///
     /// It is never later than the earliest deadline (or than [`current_tick`](Self::current_tick)
     /// when a timer is already overdue), so sleeping until it never oversleeps a timer. It is
-    /// exact when the earliest timer is due within the current 64-tick window; for timers further
-    /// away it is the start of their slot, and polling at that tick moves them down to finer
-    /// slots (a caller then asks again). Cost: a rotate and a trailing-zero count.
+    /// exact when the earliest timer is due within level 0's reach (the current 64-tick block
+    /// and the next three); for timers further away it is the start of their slot, and polling
+    /// at that tick moves them down to finer slots (a caller then asks again). Cost: a
+    /// trailing-zero count or two per non-empty level.
     #[inline]
     #[must_use]
     pub fn next_deadline(&self) -> Option<u64> {
-        self.next_expiration().map(|(_, start)| start)
+        self.next_expiration(false).map(|(_, start)| start)
     }
 
     /// Advances the wheel to tick `now` and pushes the value of every timer due at or before
@@ -295,10 +298,12 @@ impl<T> TimerWheel<T> {
         // off the wheel, until it stands at `now`, so a jump of any length moves each of them
         // once instead of once per rotation.
         let mut deferred = NIL;
-        while let Some((list, start)) = self.next_expiration() {
+        let mut mid_tick = false;
+        while let Some((list, start)) = self.next_expiration(mid_tick) {
             if start > now {
                 break;
             }
+            mid_tick = list.level() > 0;
             // No slot starts before `start`, so the wheel may stand there: the timers of this
             // slot that are not due then file into finer levels relative to it (a cascade).
             self.now = start;
@@ -354,13 +359,22 @@ impl<T> TimerWheel<T> {
     pub fn stats(&self) -> WheelStats {
         WheelStats {
             live: self.slab.len(),
-            occupied_slots_per_level: self.lists.occupied().map(|bits| bits.count_ones()),
+            occupied_slots_per_level: self.occupied_slots_per_level(),
             cascades: self.cascades,
             postponed: self.postponed,
             fired: self.fired,
             cancelled: self.cancelled,
             heap_bytes: self.slab.heap_bytes() + self.lists.heap_bytes(),
         }
+    }
+
+    fn occupied_slots_per_level(&self) -> [u32; LEVELS] {
+        core::array::from_fn(|level| {
+            lists::level_words(self.lists.occupied(), level)
+                .iter()
+                .map(|bits| bits.count_ones())
+                .sum()
+        })
     }
 
     /// The list a timer due at `deadline` belongs on now.
@@ -371,16 +385,91 @@ impl<T> TimerWheel<T> {
         ListId::new(level, level::slot_for(tick, level))
     }
 
-    /// The first occupied slot and the tick it starts at. Lower levels always hold earlier
-    /// timers than higher ones, so the first non-empty level has it.
+    /// The first occupied slot and the tick it starts at: the earliest next slot over the
+    /// non-empty levels (their reaches overlap, so a lower level can hold later work than a
+    /// higher one). On a tie the higher level goes first: once the wheel stands at a slot's
+    /// start, that slot is the current one, and the top level counts its current slot as a
+    /// whole rotation ahead.
+    ///
+    /// `mid_tick` says a poll has just taken a slot of level 1 or above that starts at the
+    /// current tick, so other slots starting there may not have been taken yet. Otherwise (at
+    /// rest, or after a level-0 slot, which goes last at its tick) every slot of a level above
+    /// 0 starts after the current tick: no list is filed into the slot that holds the current
+    /// tick on a level above 0, because a lower level reaches it.
     #[inline]
-    fn next_expiration(&self) -> Option<(ListId, u64)> {
+    fn next_expiration(&self, mid_tick: bool) -> Option<(ListId, u64)> {
+        let next = self.find_next_expiration(mid_tick);
+        #[cfg(debug_assertions)]
+        assert_eq!(next, self.next_expiration_by_scan());
+        debug_assert!(
+            next.is_none_or(|(list, _)| self.lists.occupied()[list.word()] & list.bit() != 0)
+        );
+        next
+    }
+
+    /// [`next_expiration`](Self::next_expiration) from the fewest levels that can have it.
+    #[inline]
+    fn find_next_expiration(&self, mid_tick: bool) -> Option<(ListId, u64)> {
         let occupied = self.lists.occupied();
-        let level = occupied.iter().position(|&bits| bits != 0)?;
-        let (slot, start) = level::next_occupied(occupied[level], level, self.now);
-        let list = ListId::new(level, slot);
-        debug_assert!(occupied[level] & list.bit() != 0);
-        Some((list, start))
+        let now = self.now;
+        // Most often level 0 has work in the current 64-tick block, and no slot of a higher
+        // level starts before it. Level 0's four words are its four blocks, so that is one
+        // word.
+        let position = now as usize & (NEAR_SLOTS - 1);
+        let ahead = occupied[position / 64] >> (position % 64);
+        if ahead != 0 && !(mid_tick && position.is_multiple_of(64)) {
+            let distance = ahead.trailing_zeros() as usize;
+            return Some((ListId::new(0, position + distance), now + distance as u64));
+        }
+        let mut next: Option<(ListId, u64)> = None;
+        let mut word = 0;
+        // Level by level upwards from the first non-empty one, while a higher level could still
+        // have a slot starting before the earliest found.
+        while let Some(found) = occupied[word..].iter().position(|&bits| bits != 0) {
+            let level = lists::level_of_word(word + found);
+            let (slot, start) =
+                level::next_occupied(lists::level_words(occupied, level), level, now);
+            if next.is_none_or(|(_, earliest)| start <= earliest) {
+                next = Some((ListId::new(level, slot), start));
+            }
+            let above = level + 1;
+            if above == LEVELS {
+                break;
+            }
+            // No slot of the next level or above starts before its first slot boundary after
+            // the current tick (or at it, when a slot starting there may be left).
+            let shift = SLOT_BITS * above as u32;
+            let aligned = now & ((1 << shift) - 1) == 0;
+            let blocks = (now >> shift) + u64::from(!(mid_tick && aligned));
+            let boundary = if blocks > u64::MAX >> shift {
+                u64::MAX
+            } else {
+                blocks << shift
+            };
+            if next.is_some_and(|(_, earliest)| earliest < boundary) {
+                break;
+            }
+            word = level::first_list(above) / 64;
+        }
+        next
+    }
+
+    /// What [`next_expiration`](Self::next_expiration) finds, by looking at every level.
+    #[cfg(debug_assertions)]
+    fn next_expiration_by_scan(&self) -> Option<(ListId, u64)> {
+        let occupied = self.lists.occupied();
+        let mut next: Option<(ListId, u64)> = None;
+        for level in (0..LEVELS).rev() {
+            let words = lists::level_words(occupied, level);
+            if words.iter().all(|&bits| bits == 0) {
+                continue;
+            }
+            let (slot, start) = level::next_occupied(words, level, self.now);
+            if next.is_none_or(|(_, earliest)| start < earliest) {
+                next = Some((ListId::new(level, slot), start));
+            }
+        }
+        next
     }
 
     /// Cascades timer `index`, on no list, to where `deadline` belongs now.
@@ -416,7 +505,7 @@ impl<T> TimerWheel<T> {
     /// level-0 slot) can be due.
     fn poll_behind(&mut self, now: u64, fire: &mut impl FnMut(Expired<T>)) -> usize {
         let list = ListId::new(0, level::slot_for(self.now, 0));
-        if self.lists.occupied()[0] & list.bit() == 0 {
+        if self.lists.occupied()[list.word()] & list.bit() == 0 {
             return 0;
         }
         let fired_before = self.fired;
@@ -448,9 +537,9 @@ impl<T> TimerWheel<T> {
         key
     }
 
-    /// Each level's occupancy bitmap.
+    /// The occupancy bitmap: the near window's words, then one word per higher level.
     #[inline]
-    pub(crate) fn occupancy(&self) -> &[u64; LEVELS] {
+    pub(crate) fn occupancy(&self) -> &[u64; WORDS] {
         self.lists.occupied()
     }
 }

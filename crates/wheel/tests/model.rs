@@ -403,19 +403,53 @@ fn far_deadlines_are_refiled_not_fired() {
 fn stats_track_levels_and_counters() {
     let mut wheel = TimerWheel::with_capacity(16);
     wheel.insert(5, 0u64);
-    wheel.insert(100, 1);
+    wheel.insert(1_000, 1);
     wheel.insert(10_000, 2);
     let key = wheel.insert(10_001, 3);
+    // Two near-window slots, counted on level 0.
+    wheel.insert(100, 4);
+    wheel.insert(200, 5);
     let stats = wheel.stats();
-    assert_eq!(stats.live, 4);
-    assert_eq!(stats.occupied_slots_per_level[..3], [1, 1, 1]);
+    assert_eq!(stats.live, 6);
+    assert_eq!(stats.occupied_slots_per_level[..3], [3, 1, 1]);
     wheel.cancel(key);
     let mut out = Vec::new();
     wheel.poll(10_000, &mut out);
     let stats = wheel.stats();
-    assert_eq!((stats.live, stats.fired, stats.cancelled), (0, 3, 1));
+    assert_eq!((stats.live, stats.fired, stats.cancelled), (0, 5, 1));
     assert!(stats.heap_bytes >= 16 * 32);
     assert_eq!(stats.occupied_slots_per_level, [0; LEVELS]);
+}
+
+/// Exact timers up to three 64-tick blocks ahead file straight into their tick: polled tick by
+/// tick, none of them cascades, wherever in its block the wheel stands when they are set.
+#[test]
+fn near_window_timers_never_cascade() {
+    let mut wheel = TimerWheel::new();
+    let mut out = Vec::new();
+    for now in 1_000..1_064u64 {
+        wheel.poll(now, &mut out);
+        let window_end = ((now >> 6) + 4) << 6;
+        for deadline in now + 1..window_end {
+            wheel.insert(deadline, deadline);
+        }
+    }
+    let mut tick = 1_063;
+    while !wheel.is_empty() {
+        tick += 1;
+        let before = out.len();
+        wheel.poll(tick, &mut out);
+        assert!(out[before..].iter().all(|&deadline| deadline == tick));
+    }
+    assert_eq!(wheel.stats().cascades, 0);
+    // Four blocks on is beyond the window: on level 1, it cascades once (not being due at the
+    // start of its slot).
+    wheel.insert(tick + 257 - tick % 64, 0);
+    while !wheel.is_empty() {
+        tick += 1;
+        wheel.poll(tick, &mut out);
+    }
+    assert_eq!(wheel.stats().cascades, 1);
 }
 
 #[test]

@@ -1,21 +1,19 @@
 //! Where many deadlines are filed at once: the level-and-slot arithmetic of
 //! [`crate::level`], for four deadlines at a time.
 //!
-//! The scalar wheel computes a timer's list with a `max`, a `min`, an XOR, a leading-zero count,
-//! a division by 6 and a variable shift. None of that depends on the slab or the lists, so a
+//! The scalar wheel computes a timer's list with a `max`, a `min`, a shift, subtract and compare
+//! per level, and a variable shift. None of that depends on the slab or the lists, so a
 //! batch can compute it for lanes of deadlines before linking them one by one.
 //!
 //! The lane version avoids what baseline x86-64 (SSE2, which is what this workspace compiles
-//! for) has no vector instruction for: 64-bit compares, leading-zero counts and per-lane
-//! variable shifts. Instead:
+//! for) has no vector instruction for: 64-bit compares and per-lane variable shifts. Instead:
 //!
-//! - the level is the number of `k` in `1..=5` for which `(now ^ tick) >> 6k` is non-zero, and
-//!   `y != 0` is the top bit of `y | -y`;
+//! - the level is the number of levels whose reach the tick is beyond, and unsigned `a < b`
+//!   (for that and for the clamps of [`level::file_tick`](crate::level::file_tick)) is the
+//!   borrow bit of `a - b` (Hacker's Delight 2-12);
 //! - the slot is picked by telescoping: `slot = s0 + Σ (s_k - s_(k-1))` over the `k` up to the
-//!   level, each term masked by that `k`'s non-zero flag (the flags only go from 1 to 0 as `k`
-//!   grows);
-//! - unsigned `a < b` for the clamps of [`level::file_tick`](crate::level::file_tick) is the
-//!   borrow bit of `a - b` (Hacker's Delight 2-12).
+//!   level, each term masked by that `k`'s beyond flag (the flags only go from 1 to 0 as `k`
+//!   grows).
 //!
 //! Every operation there is a shift by a constant, an AND, an OR, an add or a subtract: one
 //! SSE2 instruction per pair of lanes (one AVX2 instruction per four, when the crate is built
@@ -68,21 +66,21 @@ pub(crate) fn lists_simd(now: u64, deadlines: [u64; LANES]) -> [ListId; LANES] {
     // file_tick: past deadlines file at `now`, far ones at the horizon's last tick.
     let tick = pick(below(deadline, now_v), now_v, deadline);
     let tick = pick(below(limit, tick), limit, tick);
-    let differ = tick ^ now_v;
-    let slot_mask = u64x4::splat(SLOTS as u64 - 1);
-    let first_slot = tick & slot_mask;
-    let mut slot = first_slot;
-    let mut previous_slot = first_slot;
+    // The level is the number of levels that cannot reach the tick; the slot is picked by
+    // telescoping over the levels up to it.
+    let mut slot = tick & u64x4::splat(level::slots(0) as u64 - 1);
+    let mut previous_slot = slot;
     let mut level = u64x4::ZERO;
     // Unrolled by the compiler: LEVELS - 1 constant shifts.
-    for k in 1..LEVELS as u32 {
-        let shift = SLOT_BITS * k;
-        let above = differ >> shift;
-        let nonzero = (above | (u64x4::ZERO - above)) >> 63;
-        let slot_k = (tick >> shift) & slot_mask;
-        slot += (slot_k - previous_slot) & (u64x4::ZERO - nonzero);
-        previous_slot = slot_k;
-        level += nonzero;
+    for above in 1..LEVELS {
+        let shift = SLOT_BITS * above as u32;
+        let reach = (level::slots(above - 1) / SLOTS) as u64;
+        let blocks = (tick >> shift) - (now_v >> shift);
+        let beyond = !below(blocks, u64x4::splat(reach));
+        let slot_above = (tick >> shift) & u64x4::splat(level::slots(above) as u64 - 1);
+        slot += (slot_above - previous_slot) & beyond;
+        previous_slot = slot_above;
+        level += beyond & u64x4::ONE;
     }
     let level = level.to_array();
     let slot = slot.to_array();
@@ -111,13 +109,14 @@ mod tests {
     /// wheel positions that sit on and just off boundaries.
     #[test]
     fn lanes_file_exactly_like_the_wheel() {
-        let mut nows = std::vec![0, 1, 63, 64, 100, 4095, 4096, 1 << 30, HORIZON - 1, HORIZON];
+        let mut nows = std::vec![0, 1, 63, 64, 100, 255, 256, 4031, 4095, 4096, 1 << 30];
+        nows.extend([HORIZON - 1, HORIZON]);
         nows.extend([u64::MAX - HORIZON, u64::MAX - 64, u64::MAX - 1, u64::MAX]);
         for now in nows {
             let mut deadlines = std::vec![0, now.saturating_sub(1), now, u64::MAX];
             for bits in 0..64 {
                 let step = 1u64 << bits;
-                for d in [step - 1, step, step + 1] {
+                for d in [step - 1, step, step + 1, step + 191, step + 192] {
                     deadlines.push(now.wrapping_add(d));
                     deadlines.push(now.wrapping_sub(d));
                 }

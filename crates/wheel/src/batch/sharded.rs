@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use super::{BatchOp, BatchPath, BatchStrategy, insert_run};
 use crate::key::TimerKey;
 use crate::level::{LEVELS, SLOT_BITS};
+use crate::lists;
 use crate::wheel::TimerWheel;
 
 /// Names one timer of a [`ShardedWheel`]: the shard and the key within it.
@@ -435,19 +436,38 @@ fn shard_due_estimate<T>(wheel: &TimerWheel<T>, now: u64) -> usize {
     }
     let occupancy = wheel.occupancy();
     let occupied: u32 = occupancy.iter().map(|bits| bits.count_ones()).sum();
-    let mut passed = 0u32;
-    for (level, &bits) in occupancy.iter().enumerate().take(LEVELS) {
-        let shift = SLOT_BITS * level as u32;
-        // Slots of this level whose start lies in (current, now], plus the current one.
-        let steps = (now >> shift) - (current >> shift);
-        let window = if steps >= 63 {
-            u64::MAX
-        } else {
-            ((1u64 << (steps + 1)) - 1).rotate_left((current >> shift) as u32 & 63)
-        };
-        passed += (bits & window).count_ones();
+    let mut passed = 0;
+    for level in 0..LEVELS {
+        let words = lists::level_words(occupancy, level);
+        let slots = words.len() * 64;
+        let shift = SLOT_BITS as usize * level;
+        // Slots of this level whose start lies in (current, now], plus the current one: ring
+        // positions from the current one on, wrapping.
+        let steps = ((now >> shift) - (current >> shift)).min(slots as u64 - 1) as usize;
+        let position = (current >> shift) as usize & (slots - 1);
+        let end = position + steps + 1;
+        passed += ring_count(words, position, end.min(slots))
+            + ring_count(words, 0, end.saturating_sub(slots));
     }
     (wheel.len() as u64 * u64::from(passed) / u64::from(occupied.max(1))) as usize
+}
+
+/// Set bits at positions `lo..hi` (at most `64 * words.len()`) of a bitmap in words.
+fn ring_count(words: &[u64], lo: usize, hi: usize) -> u32 {
+    words
+        .iter()
+        .enumerate()
+        .map(|(word, &bits)| {
+            let first = word * 64;
+            let from = lo.clamp(first, first + 64) - first;
+            let to = hi.clamp(first, first + 64) - first;
+            if from >= to {
+                return 0;
+            }
+            let mask = (u64::MAX >> (64 - (to - from))) << from;
+            (bits & mask).count_ones()
+        })
+        .sum()
 }
 
 /// The threads this process may run on, or 1 without `std`.
@@ -459,5 +479,35 @@ fn available_parallelism() -> usize {
     #[cfg(not(feature = "std"))]
     {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_count_counts_only_the_range() {
+        let words = [u64::MAX, 0b1010, 0, 1 << 63];
+        assert_eq!(ring_count(&words, 0, 256), 64 + 2 + 1);
+        assert_eq!(ring_count(&words, 60, 68), 4 + 2);
+        assert_eq!(ring_count(&words, 65, 66), 1);
+        assert_eq!(ring_count(&words, 66, 66), 0);
+        assert_eq!(ring_count(&words, 255, 256), 1);
+    }
+
+    #[test]
+    fn due_estimate_counts_near_slots_across_the_ring_end() {
+        let mut wheel = TimerWheel::new();
+        let mut out = Vec::new();
+        wheel.poll(250, &mut out);
+        // Ring positions 252..=255 and then 0..=3 (ticks 256..=259), one timer each.
+        for deadline in 252..260u64 {
+            wheel.insert(deadline, deadline);
+        }
+        assert_eq!(shard_due_estimate(&wheel, 251), 0);
+        assert_eq!(shard_due_estimate(&wheel, 253), 2);
+        assert_eq!(shard_due_estimate(&wheel, 257), 6);
+        assert_eq!(shard_due_estimate(&wheel, 10_000), 8);
     }
 }

@@ -125,6 +125,11 @@ impl Lists {
     pub(crate) fn cover(&mut self, index: u32) {
         if index as usize >= self.links.len() {
             debug_assert_eq!(index as usize, self.links.len());
+            if self.links.len() == self.links.capacity() {
+                // Double the timers' part, not the whole (the sentinels are a fixed 832), so
+                // that it keeps step with the slab's doubling.
+                self.links.reserve_exact((self.links.len() - LISTS).max(64));
+            }
             self.links.push(Link {
                 next: NIL,
                 prev: NIL,

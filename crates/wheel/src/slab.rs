@@ -7,10 +7,10 @@
 //! makes stale [`TimerKey`]s harmless.
 //!
 //! The first [`LISTS`] indices belong to the slot lists' sentinels (see [`crate::lists`]), so
-//! their entries are placeholders that stay vacant and off the free list: a key naming one
-//! resolves to nothing. An occupied entry is 24 bytes for `T = u64` (deadline, value,
-//! generation, [`ListId`]); the vacant variant fits beside the `ListId` niche, so the enum needs
-//! no tag of its own. With the 8-byte link that makes 32 bytes per timer.
+//! the timer with index `i` lives in entry `i - LISTS`: a key naming a sentinel resolves to
+//! nothing, and no entry is spent on the sentinels. An occupied entry is 24 bytes for `T = u64`
+//! (deadline, value, generation, [`ListId`]); the vacant variant fits beside the `ListId` niche,
+//! so the enum needs no tag of its own. With the 8-byte link that makes 32 bytes per timer.
 
 use alloc::vec::Vec;
 
@@ -30,7 +30,7 @@ enum Entry<T> {
     Vacant { next_free: u32, generation: u32 },
 }
 
-/// Storage for timers, indexed by `u32` from [`LISTS`] up.
+/// Storage for timers, indexed by `u32` from [`LISTS`] up (entry `index - LISTS`).
 pub(crate) struct Slab<T> {
     entries: Vec<Entry<T>>,
     free_head: u32,
@@ -39,13 +39,8 @@ pub(crate) struct Slab<T> {
 
 impl<T> Slab<T> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let mut entries = Vec::with_capacity(LISTS + capacity);
-        entries.extend((0..LISTS).map(|_| Entry::Vacant {
-            next_free: NIL,
-            generation: 0,
-        }));
         Self {
-            entries,
+            entries: Vec::with_capacity(capacity),
             free_head: NIL,
             len: 0,
         }
@@ -57,7 +52,7 @@ impl<T> Slab<T> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.entries.capacity() - LISTS
+        self.entries.capacity()
     }
 
     /// Bytes of heap this slab holds, whether or not the entries are in use.
@@ -68,7 +63,7 @@ impl<T> Slab<T> {
     /// Makes room for `additional` more timers beyond those that free entries can take; returns
     /// how many new entries that may push.
     pub(crate) fn reserve(&mut self, additional: usize) -> usize {
-        let free = self.entries.len() - LISTS - self.len;
+        let free = self.entries.len() - self.len;
         let new = additional.saturating_sub(free);
         self.entries.reserve(new);
         new
@@ -84,7 +79,7 @@ impl<T> Slab<T> {
         let index = self.free_head;
         self.len += 1;
         if index != NIL {
-            let entry = &mut self.entries[index as usize];
+            let entry = &mut self.entries[index as usize - LISTS];
             let Entry::Vacant {
                 next_free,
                 generation,
@@ -101,7 +96,7 @@ impl<T> Slab<T> {
             });
             TimerKey { index, generation }
         } else {
-            let index = u32::try_from(self.entries.len())
+            let index = u32::try_from(LISTS + self.entries.len())
                 .ok()
                 .filter(|&i| i != NIL)
                 .expect("ticktock-wheel: more than u32::MAX - 1 timers");
@@ -121,7 +116,7 @@ impl<T> Slab<T> {
     /// The live timer `key` names.
     #[inline]
     pub(crate) fn get(&self, key: TimerKey) -> Option<&Timer<T>> {
-        match self.entries.get(key.index as usize) {
+        match self.entries.get((key.index as usize).wrapping_sub(LISTS)) {
             Some(Entry::Occupied(timer)) if timer.generation == key.generation => Some(timer),
             _ => None,
         }
@@ -130,7 +125,10 @@ impl<T> Slab<T> {
     /// The live timer `key` names, mutably.
     #[inline]
     pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut Timer<T>> {
-        match self.entries.get_mut(key.index as usize) {
+        match self
+            .entries
+            .get_mut((key.index as usize).wrapping_sub(LISTS))
+        {
             Some(Entry::Occupied(timer)) if timer.generation == key.generation => Some(timer),
             _ => None,
         }
@@ -139,7 +137,7 @@ impl<T> Slab<T> {
     /// The live timer at `index`. Lists only ever hold live timers.
     #[inline]
     pub(crate) fn timer(&self, index: u32) -> &Timer<T> {
-        match &self.entries[index as usize] {
+        match &self.entries[index as usize - LISTS] {
             Entry::Occupied(timer) => timer,
             Entry::Vacant { .. } => unreachable!("a list holds a vacant entry"),
         }
@@ -148,7 +146,7 @@ impl<T> Slab<T> {
     /// The live timer at `index`, mutably.
     #[inline]
     pub(crate) fn timer_mut(&mut self, index: u32) -> &mut Timer<T> {
-        match &mut self.entries[index as usize] {
+        match &mut self.entries[index as usize - LISTS] {
             Entry::Occupied(timer) => timer,
             Entry::Vacant { .. } => unreachable!("a list holds a vacant entry"),
         }
@@ -164,7 +162,7 @@ impl<T> Slab<T> {
     /// Frees the live timer at `index` and returns it (the caller unlinks it).
     #[inline]
     pub(crate) fn remove(&mut self, index: u32) -> Timer<T> {
-        let entry = &mut self.entries[index as usize];
+        let entry = &mut self.entries[index as usize - LISTS];
         let generation = match entry {
             Entry::Occupied(timer) => timer.generation.wrapping_add(1),
             Entry::Vacant { .. } => unreachable!("removing a vacant entry"),
@@ -188,7 +186,7 @@ impl<T> Slab<T> {
     /// handed out before stays valid.
     pub(crate) fn clear(&mut self) {
         self.free_head = NIL;
-        for (index, entry) in self.entries.iter_mut().enumerate().skip(LISTS).rev() {
+        for (offset, entry) in self.entries.iter_mut().enumerate().rev() {
             let generation = match entry {
                 Entry::Occupied(timer) => timer.generation.wrapping_add(1),
                 Entry::Vacant { generation, .. } => *generation,
@@ -197,7 +195,7 @@ impl<T> Slab<T> {
                 next_free: self.free_head,
                 generation,
             };
-            self.free_head = index as u32;
+            self.free_head = (LISTS + offset) as u32;
         }
         self.len = 0;
     }
@@ -234,6 +232,8 @@ mod tests {
     #[test]
     fn sentinel_indices_never_resolve() {
         let mut slab: Slab<u64> = Slab::with_capacity(0);
+        let live = slab.insert(1, 10, ListId::new(0, 0));
+        assert_eq!(live.index as usize, LISTS);
         for index in [0, 1, LISTS as u32 - 1] {
             let key = TimerKey {
                 index,

@@ -61,11 +61,11 @@ impl<T> fmt::Debug for TimerWheel<T> {
 
 impl<T> TimerWheel<T> {
     /// An empty wheel standing at tick 0. Allocates its fixed part (the 832 slot lists'
-    /// sentinels, 6.5 KiB) and room for 128 timers, which makes the tables' doubling land on
-    /// powers of two.
+    /// sentinel links, 6.5 KiB) and room for 256 timers, which makes the tables' doubling land
+    /// on powers of two.
     #[must_use]
     pub fn new() -> Self {
-        Self::with_capacity(128)
+        Self::with_capacity(256)
     }
 
     /// An empty wheel at tick 0 with room for `capacity` timers before it allocates again.

@@ -537,7 +537,7 @@ impl<T> TimerWheel<T> {
         key
     }
 
-    /// The occupancy bitmap: the near window's words, then one word per higher level.
+    /// The occupancy bitmap: level 0's four words, two for each middle level, one for the top.
     #[inline]
     pub(crate) fn occupancy(&self) -> &[u64; WORDS] {
         self.lists.occupied()

@@ -135,10 +135,6 @@ pub(crate) fn next_occupied(words: &[u64], level: usize, now: u64) -> (usize, u6
                 SLOTS
             }
         }
-        [low, high] => {
-            let ring = u128::from(low) | (u128::from(high) << 64);
-            ring.rotate_right(position as u32).trailing_zeros() as usize
-        }
         _ => ring_distance(words, position),
     };
     let slot = (position + distance) & (slots(level) - 1);

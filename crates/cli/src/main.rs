@@ -201,7 +201,8 @@ struct QuicArgs {
     /// The runtime quinn runs on.
     #[arg(long, value_enum, default_value_t = quic::QuicRuntime::Ticktock)]
     runtime: quic::QuicRuntime,
-    /// Run on ticktock's runtime and then on quinn's tokio runtime, and print them side by side.
+    /// Run on ticktock's runtime (driver thread, then the timerfd driver on Linux) and then on
+    /// quinn's tokio runtime, and print them side by side.
     #[arg(long)]
     compare: bool,
     /// Short run for CI: 100 connections, 3 s of load.
@@ -247,7 +248,12 @@ impl QuicArgs {
 
     fn runtimes(&self) -> Vec<quic::QuicRuntime> {
         if self.compare {
-            vec![quic::QuicRuntime::Ticktock, quic::QuicRuntime::Tokio]
+            let mut runtimes = vec![quic::QuicRuntime::Ticktock];
+            if cfg!(target_os = "linux") {
+                runtimes.push(quic::QuicRuntime::TicktockTimerfd);
+            }
+            runtimes.push(quic::QuicRuntime::Tokio);
+            runtimes
         } else {
             vec![self.runtime]
         }

@@ -30,6 +30,15 @@ pub enum Clock {
     /// fire within about one tick of their deadline, and the service needs no runtime to start.
     /// The choice for production; the [global](crate::global) service uses it.
     System,
+    /// The operating system's monotonic clock, as [`Clock::System`], with no driver thread or
+    /// task: the service's alarm is a Linux `timerfd` on the I/O driver of the tokio runtime
+    /// that starts the service, and the worker that sees it expire runs the driver's pass from
+    /// its waker. Timers fire at their tick as with `System`, with no thread to switch to, and
+    /// the tasks they wake go onto that worker's own queue. For a runtime that does I/O anyway
+    /// (a QUIC endpoint's): on a busy runtime a fire waits until a worker looks at its I/O, as
+    /// tokio's own timers do. Linux only (elsewhere the service does not start); the runtime
+    /// needs I/O enabled.
+    SystemTimerfd,
     /// A clock that only moves when told to.
     Manual(ManualClock),
 }
@@ -40,7 +49,7 @@ impl Clock {
     pub fn now(&self) -> Instant {
         match self {
             Clock::Tokio => Instant::now(),
-            Clock::System => Instant::from_std(std::time::Instant::now()),
+            Clock::System | Clock::SystemTimerfd => Instant::from_std(std::time::Instant::now()),
             Clock::Manual(manual) => manual.now(),
         }
     }

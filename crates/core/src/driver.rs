@@ -8,6 +8,10 @@
 //!   with the exact timeout. tokio's timer rounds every sleep up to its millisecond grid, on top
 //!   of the service's own round-up to a tick, and a task driver also waits its turn on a busy
 //!   runtime; the thread fires within the kernel's timer slack of the tick.
+//! - [`Clock::SystemTimerfd`] (Linux): the waker of a timerfd on the runtime's I/O driver
+//!   ([`TimerfdDriver`], [`crate::timerfd`]): the exact timeout without a thread or a task of
+//!   its own; the worker that sees the timerfd expire runs the pass and wakes the fired timers'
+//!   tasks onto its own queue.
 //!
 //! # Waking the driver
 //! See [`crate::wake`] for the protocol by which arming a timer wakes the driver without ever
@@ -63,6 +67,105 @@ pub(crate) fn run_thread(inner: SharedInner) {
             .wait_until(&inner, next);
     }
     drain(&inner, &mut buffers.wakers);
+}
+
+/// The driver of a [`Clock::SystemTimerfd`] service: no task and no thread, but the waker its
+/// [`Alarm`](crate::timerfd::Alarm) rings. tokio's I/O driver calls it on the worker that saw
+/// the timerfd expire, and it runs the pass right there, sets the alarm for the next tick and
+/// registers itself for the next ring.
+///
+/// A ring can come while another thread is still in a pass (it registered before it finished):
+/// that call only raises `again`, and the thread in the pass runs one more.
+#[cfg(target_os = "linux")]
+pub(crate) struct TimerfdDriver {
+    inner: crate::service::WeakInner,
+    buffers: std::sync::Mutex<Buffers>,
+    again: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(target_os = "linux")]
+impl TimerfdDriver {
+    /// Starts driving `inner`, whose alarm is set: runs the first pass, which registers for
+    /// the rings.
+    pub(crate) fn start(inner: &SharedInner) {
+        let driver = Arc::new(Self {
+            inner: inner.downgrade(),
+            buffers: std::sync::Mutex::new(Buffers::default()),
+            again: std::sync::atomic::AtomicBool::new(false),
+        });
+        driver.drive();
+    }
+
+    fn drive(self: Arc<Self>) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let Some(alarm) = inner.alarm.get() else {
+            return;
+        };
+        self.again.store(true, Ordering::SeqCst);
+        loop {
+            let Ok(mut buffers) = self.buffers.try_lock() else {
+                // Another thread is in a pass: it sees `again` before it lets go.
+                return;
+            };
+            while self.again.swap(false, Ordering::SeqCst) {
+                if !self.pass_and_register(&inner, alarm, &mut buffers) {
+                    return;
+                }
+            }
+            drop(buffers);
+            // A ring that found the lock taken after the last look at `again` left it raised.
+            if !self.again.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// Passes until the alarm is set and registered for a ring still to come; `false` once the
+    /// service is shut down (and drained).
+    fn pass_and_register(
+        self: &Arc<Self>,
+        inner: &Inner,
+        alarm: &crate::timerfd::Alarm,
+        buffers: &mut Buffers,
+    ) -> bool {
+        let waker = Waker::from(Arc::clone(self));
+        let mut cx = std::task::Context::from_waker(&waker);
+        loop {
+            if inner.is_shut_down() {
+                drain(inner, &mut buffers.wakers);
+                return false;
+            }
+            alarm.begin_pass();
+            let next = pass(inner, buffers);
+            let rang = alarm
+                .set(inner.ticks.instant(next).into_std())
+                .and_then(|()| match alarm.poll_rang(&mut cx) {
+                    std::task::Poll::Ready(rang) => rang.map(|()| true),
+                    std::task::Poll::Pending => Ok(false),
+                });
+            match rang {
+                // Rang already: pass again.
+                Ok(true) => {}
+                // Registered for the next ring.
+                Ok(false) => return true,
+                // The runtime's I/O driver is gone, and the service with it.
+                Err(_) => {
+                    inner.shut_down();
+                    drain(inner, &mut buffers.wakers);
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl std::task::Wake for TimerfdDriver {
+    fn wake(self: Arc<Self>) {
+        self.drive();
+    }
 }
 
 /// One pass: fire what is due in every shard, wake the waiters, publish and return the tick to
@@ -152,7 +255,7 @@ fn pass(inner: &Inner, buffers: &mut Buffers) -> u64 {
 async fn sleep(inner: &Inner, next: u64) {
     let notified = inner.notify.notified();
     match &inner.clock {
-        Clock::Tokio | Clock::System => {
+        Clock::Tokio | Clock::System | Clock::SystemTimerfd => {
             tokio::select! {
                 () = tokio::time::sleep_until(inner.ticks.instant(next)) => {}
                 () = notified => {}
@@ -182,7 +285,7 @@ impl Drop for ShutDownOnDrop {
 
 /// Shutdown: marks every shard shut and wakes every pending waiter (their futures then report
 /// [`Shutdown`](crate::Shutdown)).
-fn drain(inner: &Inner, wakers: &mut Vec<Waker>) {
+pub(crate) fn drain(inner: &Inner, wakers: &mut Vec<Waker>) {
     for shard in &*inner.shards {
         let mut state = shard.lock();
         state.shut = true;

@@ -28,11 +28,18 @@ pub enum BuildError {
     /// The shard count must be between 1 and 1024.
     #[error("shard count {0} is outside 1..=1024")]
     Shards(usize),
-    /// A service with a task driver (tokio's or a manual clock) was started outside a tokio
+    /// A service with a task driver (tokio's or a manual clock) or a timerfd driver
+    /// ([`Clock::SystemTimerfd`](crate::Clock::SystemTimerfd)) was started outside a tokio
     /// runtime.
-    #[error("a TimerService on tokio's or a manual clock must be started within a tokio runtime")]
+    #[error(
+        "a TimerService on tokio's, a manual or the timerfd clock must be started within a tokio runtime"
+    )]
     NoRuntime,
     /// The driver thread of a [`Clock::System`](crate::Clock::System) service could not start.
     #[error("cannot start the timer driver thread: {0:?}")]
     Thread(std::io::ErrorKind),
+    /// The timerfd of a [`Clock::SystemTimerfd`](crate::Clock::SystemTimerfd) service could not
+    /// be created (`Unsupported` on systems other than Linux).
+    #[error("cannot create the timer driver's timerfd: {0:?}")]
+    Timerfd(std::io::ErrorKind),
 }

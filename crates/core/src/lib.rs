@@ -36,7 +36,9 @@
 //! - **Clock.** tokio's clock by default (virtual in a paused runtime, so tests need no real
 //!   sleeping; the driver is then a task on tokio's millisecond timer), [`Clock::System`] for
 //!   production (the driver is a thread that sleeps with the exact timeout; the [`global`]
-//!   service uses it), or a [`ManualClock`].
+//!   service uses it), [`Clock::SystemTimerfd`] on Linux (the driver runs from the waker of a
+//!   timerfd on the runtime's I/O driver, on the worker that sees it expire: the exact timeout
+//!   without a thread to switch to), or a [`ManualClock`].
 //!
 //! The free functions ([`sleep`], [`timeout`], [`interval`], …) use the process-wide
 //! [`global`] service.
@@ -61,6 +63,8 @@ mod stats;
 mod sync;
 mod thread_wait;
 mod timeout;
+#[cfg(target_os = "linux")]
+mod timerfd;
 mod wake;
 
 pub use clock::{Clock, ManualClock};

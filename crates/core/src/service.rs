@@ -58,11 +58,17 @@ impl TimerServiceBuilder {
     }
 
     /// Starts the service's driver: a thread of its own with [`Clock::System`], otherwise a task
-    /// on the current tokio runtime (which must have its time driver enabled for tokio's clock).
+    /// on the current tokio runtime (which must have its time driver enabled for tokio's clock,
+    /// and its I/O driver for [`Clock::SystemTimerfd`]).
     ///
     /// # Errors
     /// [`BuildError`] for a resolution under 1 µs, a shard count outside 1..=1024, a task driver
-    /// started outside a tokio runtime, or a driver thread the system refuses.
+    /// started outside a tokio runtime, a driver thread the system refuses, or a timerfd it
+    /// refuses (or lacks: [`Clock::SystemTimerfd`] is Linux only).
+    ///
+    /// # Panics
+    /// With [`Clock::SystemTimerfd`], in a runtime whose I/O driver is disabled, as every tokio
+    /// I/O type does.
     pub fn start(self) -> Result<TimerService, BuildError> {
         let inner = SharedInner::Counted(Arc::new(self.build()?));
         let driver = spawn_driver(&inner)?;
@@ -112,6 +118,8 @@ impl TimerServiceBuilder {
             wake: DriverWake::new(),
             last_pass_nanos: AtomicU64::new(0),
             notify: Notify::new(),
+            #[cfg(target_os = "linux")]
+            alarm: std::sync::OnceLock::new(),
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
             lateness: Lateness::default(),
@@ -125,6 +133,36 @@ impl TimerServiceBuilder {
 pub(crate) enum SharedInner {
     Counted(Arc<Inner>),
     Static(&'static Inner),
+}
+
+impl SharedInner {
+    /// A reference that does not keep a counted service alive.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn downgrade(&self) -> WeakInner {
+        match self {
+            SharedInner::Counted(inner) => WeakInner::Counted(Arc::downgrade(inner)),
+            SharedInner::Static(inner) => WeakInner::Static(inner),
+        }
+    }
+}
+
+/// A [`SharedInner`] that does not keep a counted service alive: what a driver that lives in
+/// the service's own alarm holds (a strong one would be a cycle).
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+pub(crate) enum WeakInner {
+    Counted(std::sync::Weak<Inner>),
+    Static(&'static Inner),
+}
+
+#[cfg(target_os = "linux")]
+impl WeakInner {
+    pub(crate) fn upgrade(&self) -> Option<SharedInner> {
+        match self {
+            WeakInner::Counted(inner) => inner.upgrade().map(SharedInner::Counted),
+            WeakInner::Static(inner) => Some(SharedInner::Static(inner)),
+        }
+    }
 }
 
 impl std::ops::Deref for SharedInner {
@@ -157,6 +195,9 @@ pub(crate) struct Inner {
     /// When the driver sleeps until, and whether it was already notified.
     pub(crate) wake: DriverWake,
     pub(crate) notify: Notify,
+    /// The alarm of a [`Clock::SystemTimerfd`] service (set once, when its driver starts).
+    #[cfg(target_os = "linux")]
+    pub(crate) alarm: std::sync::OnceLock<crate::timerfd::Alarm>,
     /// The clock reading of the driver's last pass, in nanoseconds since the epoch.
     pub(crate) last_pass_nanos: AtomicU64,
     pub(crate) shutdown: AtomicBool,
@@ -173,6 +214,11 @@ impl Inner {
     }
 
     pub(crate) fn wake_driver(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(alarm) = self.alarm.get() {
+            alarm.ring();
+            return;
+        }
         match &self.thread_wait {
             Some(thread) => thread.notify(),
             None => self.notify.notify_one(),
@@ -279,6 +325,9 @@ pub struct TimerService {
 enum Driver {
     Task(JoinHandle<()>),
     Thread(std::thread::JoinHandle<()>),
+    /// Runs from its alarm's waker ([`Clock::SystemTimerfd`]): nothing to wait for.
+    #[cfg(target_os = "linux")]
+    Alarm,
 }
 
 /// Starts `inner`'s driver: a thread for the system clock, a task on the current runtime
@@ -293,9 +342,40 @@ fn spawn_driver(inner: &SharedInner) -> Result<Driver, BuildError> {
             .map_err(|error| BuildError::Thread(error.kind()));
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+    if matches!(inner.clock, Clock::SystemTimerfd) {
+        return spawn_timerfd_driver(inner, &runtime);
+    }
     Ok(Driver::Task(
         runtime.spawn(crate::driver::run_task(inner.clone())),
     ))
+}
+
+/// Starts the driver of a [`Clock::SystemTimerfd`] service: its alarm on `runtime`'s I/O
+/// driver, and the first pass.
+#[cfg(target_os = "linux")]
+fn spawn_timerfd_driver(
+    inner: &SharedInner,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Driver, BuildError> {
+    let alarm = {
+        let _context = runtime.enter();
+        crate::timerfd::Alarm::new().map_err(|error| BuildError::Timerfd(error.kind()))?
+    };
+    inner
+        .alarm
+        .set(alarm)
+        .unwrap_or_else(|_| unreachable!("a service's driver starts once"));
+    crate::driver::TimerfdDriver::start(inner);
+    Ok(Driver::Alarm)
+}
+
+/// [`Clock::SystemTimerfd`] needs Linux.
+#[cfg(not(target_os = "linux"))]
+fn spawn_timerfd_driver(
+    _inner: &SharedInner,
+    _runtime: &tokio::runtime::Handle,
+) -> Result<Driver, BuildError> {
+    Err(BuildError::Timerfd(std::io::ErrorKind::Unsupported))
 }
 
 impl TimerService {
@@ -325,6 +405,10 @@ impl TimerService {
             Some(Driver::Task(task)) => {
                 task.await.ok();
             }
+            // Drained here rather than by the alarm's next pass: the runtime whose I/O driver
+            // would ring it may be on its way out.
+            #[cfg(target_os = "linux")]
+            Some(Driver::Alarm) => crate::driver::drain(&self.handle.inner, &mut Vec::new()),
             Some(Driver::Thread(thread)) => match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
                     runtime.spawn_blocking(move || thread.join()).await.ok();
@@ -342,6 +426,10 @@ impl TimerService {
 impl Drop for TimerService {
     fn drop(&mut self) {
         self.handle.inner.shut_down();
+        #[cfg(target_os = "linux")]
+        if let Some(Driver::Alarm) = self.driver {
+            crate::driver::drain(&self.handle.inner, &mut Vec::new());
+        }
     }
 }
 

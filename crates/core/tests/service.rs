@@ -1,5 +1,7 @@
 //! The timer service on virtual time: tokio's paused clock (the driver sleeps on tokio's timer,
-//! which auto-advances when every task is idle) or a `ManualClock`. No test waits on real time.
+//! which auto-advances when every task is idle) or a `ManualClock`. Only the system-clock tests
+//! at the end (the driver thread, the timerfd driver task) wait on real time, a few
+//! milliseconds each.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -457,4 +459,121 @@ fn system_clock_service_starts_without_a_runtime() {
         local.block_on(timers.sleep(Duration::from_secs(1))),
         Err(Shutdown)
     );
+}
+
+/// The timerfd driver task (Linux): real time again, so only milliseconds of it.
+#[cfg(target_os = "linux")]
+mod timerfd_driver {
+    use super::*;
+
+    fn timerfd_service() -> TimerService {
+        TimerService::builder()
+            .clock(Clock::SystemTimerfd)
+            .resolution(Duration::from_micros(250))
+            .shards(2)
+            .start()
+            .expect("inside a runtime with I/O")
+    }
+
+    /// Concurrent sleeps on staggered deadlines: the driver re-arms its timerfd for each next
+    /// tick, is notified when an earlier timer arrives, and meets leftover readiness of an
+    /// earlier arming; every sleep ends, at or after its deadline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fires_every_timer_on_real_time_never_early() {
+        let service = timerfd_service();
+        let timers = service.handle();
+        let start = std::time::Instant::now();
+        // Later deadlines first, so most arms are earlier than the driver's alarm.
+        let sleeps: Vec<_> = (0..40u64)
+            .rev()
+            .map(|i| {
+                let deadline = start + Duration::from_micros(300 + 97 * i);
+                let sleep = timers.sleep_until(Instant::from_std(deadline));
+                tokio::spawn(async move {
+                    sleep.await.unwrap();
+                    std::time::Instant::now() >= deadline
+                })
+            })
+            .collect();
+        for sleep in sleeps {
+            assert!(sleep.await.unwrap(), "a timer fired before its deadline");
+        }
+        assert!(timers.stats().driver_wakeups > 1);
+    }
+
+    /// A timer far away puts the driver's alarm far away; a near one armed afterwards must
+    /// wake it (a missed notification would leave the near one waiting the far one's time).
+    #[tokio::test]
+    async fn an_earlier_timer_wakes_the_sleeping_driver() {
+        let service = timerfd_service();
+        let timers = service.handle();
+        let far = timers.sleep(Duration::from_secs(60));
+        tokio::pin!(far);
+        assert!(poll_once(&mut far).is_pending());
+        tokio::task::yield_now().await;
+        // Without its ring the near timer would wait for the driver's next look: the far
+        // timer, or the once-a-second recheck.
+        let near = timers.sleep(Duration::from_millis(1));
+        tokio::time::timeout(Duration::from_millis(500), near)
+            .await
+            .expect("the near timer rang the alarm")
+            .unwrap();
+    }
+
+    /// The service stops like any other, by `shutdown` or by being dropped: its waiters get
+    /// `Shutdown`, and so does any later arm.
+    #[tokio::test]
+    async fn stopping_the_service_wakes_its_waiters() {
+        for by_drop in [false, true] {
+            let service = timerfd_service();
+            let timers = service.handle();
+            let pending = tokio::spawn(timers.sleep(Duration::from_secs(60)));
+            tokio::task::yield_now().await;
+            if by_drop {
+                drop(service);
+            } else {
+                service.shutdown().await;
+            }
+            assert_eq!(pending.await.unwrap(), Err(Shutdown), "by drop: {by_drop}");
+            assert_eq!(timers.sleep(Duration::from_secs(1)).await, Err(Shutdown));
+        }
+    }
+
+    /// Many tasks on two workers arm short timers one after another: rings come from both
+    /// workers while the other is in a pass, and none is lost (a lost one would leave a sleep
+    /// waiting for the idle recheck a second later, or for ever).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rings_from_both_workers_are_never_lost() {
+        let service = timerfd_service();
+        let timers = service.handle();
+        let tasks: Vec<_> = (0..8u64)
+            .map(|task| {
+                let timers = timers.clone();
+                tokio::spawn(async move {
+                    for round in 0..60u64 {
+                        let delay = Duration::from_micros(50 + (task * 131 + round * 71) % 450);
+                        let deadline = std::time::Instant::now() + delay;
+                        timers.sleep(delay).await.unwrap();
+                        assert!(std::time::Instant::now() >= deadline, "early");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("no ring lost")
+                .unwrap();
+        }
+    }
+
+    /// Its alarm lives on a runtime's I/O driver: outside a runtime it does not start.
+    #[test]
+    fn needs_a_runtime() {
+        let error = TimerService::builder()
+            .clock(Clock::SystemTimerfd)
+            .start()
+            .expect_err("no runtime");
+        assert_eq!(error, BuildError::NoRuntime);
+    }
 }

@@ -35,6 +35,12 @@
 //!   the wheel entry can fire up to one resolution after the deadline. `poll` therefore reads
 //!   the service's clock first and answers `Ready` as soon as the deadline itself has passed,
 //!   without touching the wheel; it only ever answers `Ready` at or after the deadline.
+//! - **Which service.** Any: [`TicktockRuntime::global`] (a driver thread, as
+//!   [`ticktock::Clock::System`]), or a service of your own. On Linux, a
+//!   [`ticktock::Clock::SystemTimerfd`] service started on the endpoint's runtime is driven
+//!   from that runtime's own `epoll_wait` (a timerfd): about tokio's own CPU cost with no
+//!   millisecond grid, where a driver thread buys a shorter lateness tail with thread
+//!   switches (`ticktock quic --compare` measures both).
 //! - **Clock.** [`TicktockRuntime`]'s `now()` reads the same clock as its service
 //!   ([`TimerHandle::now`]), so quinn's idea of "now" and the timers agree, also on tokio's
 //!   paused clock in tests.

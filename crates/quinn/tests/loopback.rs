@@ -164,8 +164,23 @@ async fn handshake_echo_streams_and_graceful_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_times_out_on_time() {
+    idle_connection_times_out_on_time(service()).await;
+}
+
+/// The same on a service whose driver is a task on this runtime, sleeping on a timerfd.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_times_out_on_time_with_the_timerfd_driver() {
+    let service = TimerService::builder()
+        .clock(Clock::SystemTimerfd)
+        .resolution(Duration::from_micros(250))
+        .start()
+        .expect("the timer service starts on this runtime");
+    idle_connection_times_out_on_time(service).await;
+}
+
+async fn idle_connection_times_out_on_time(service: TimerService) {
     let idle = Duration::from_millis(250);
-    let service = service();
     let runtime = TicktockRuntime::new(service.handle());
     let (server, client) = endpoints(&runtime, idle);
     let server_task = serve_echo(server.clone());

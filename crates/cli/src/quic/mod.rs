@@ -61,6 +61,11 @@ pub enum QuicRuntime {
     /// own workers, waiting on tokio's timer (`ticktock::Clock::Tokio`): no driver thread;
     /// 100 µs ticks, since tokio's timer already rounds the driver's wake-ups to 1 ms.
     TicktockTask,
+    /// `ticktock_quinn::TicktockRuntime` on a service driven from the runtime's own I/O driver:
+    /// a Linux timerfd whose waker runs the pass on the worker that sees it expire
+    /// (`ticktock::Clock::SystemTimerfd`): no driver thread or task and no millisecond grid;
+    /// 250 µs ticks.
+    TicktockTimerfd,
     /// `quinn::TokioRuntime`: timers are tokio `Sleep`s.
     Tokio,
 }
@@ -71,6 +76,7 @@ impl QuicRuntime {
         match self {
             Self::Ticktock => "ticktock",
             Self::TicktockTask => "ticktock-task",
+            Self::TicktockTimerfd => "ticktock-timerfd",
             Self::Tokio => "tokio",
         }
     }
@@ -249,15 +255,23 @@ impl Timers {
     /// Builds the timers of `kind`; a task driver starts on the current runtime.
     fn new(kind: QuicRuntime) -> Result<Self, CliError> {
         Ok(match kind {
-            QuicRuntime::Ticktock | QuicRuntime::TicktockTask => {
+            QuicRuntime::Ticktock | QuicRuntime::TicktockTask | QuicRuntime::TicktockTimerfd => {
                 // A shard per worker thread. The system clock has a driver thread that sleeps
                 // with the exact timeout: 1 ms ticks. Tokio's clock has a driver task that
                 // waits on tokio's timer, which wakes it on its own 1 ms grid; finer ticks keep
-                // a second millisecond of rounding off the top (measured in the README).
-                let (clock, resolution) = if kind == QuicRuntime::Ticktock {
-                    (ticktock::Clock::System, Duration::from_millis(1))
-                } else {
-                    (ticktock::Clock::Tokio, Duration::from_micros(100))
+                // a second millisecond of rounding off the top (measured in the README). The
+                // timerfd driver also sleeps exactly, and its passes cost no thread switch, so
+                // 250 µs ticks take most of the tick's round-up off its wake-ups.
+                let (clock, resolution) = match kind {
+                    QuicRuntime::TicktockTask => {
+                        (ticktock::Clock::Tokio, Duration::from_micros(100))
+                    }
+                    QuicRuntime::TicktockTimerfd => {
+                        (ticktock::Clock::SystemTimerfd, Duration::from_micros(250))
+                    }
+                    QuicRuntime::Ticktock | QuicRuntime::Tokio => {
+                        (ticktock::Clock::System, Duration::from_millis(1))
+                    }
                 };
                 let service = ticktock::TimerService::builder()
                     .clock(clock)

@@ -147,9 +147,11 @@ impl Quantiles {
     }
 }
 
-/// Ratios of ticktock's figures to tokio's, when both ran.
+/// Ratios of one ticktock runtime's figures to tokio's, when both ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
+    /// The ticktock runtime compared with tokio.
+    pub runtime: QuicRuntime,
     /// Echoed bytes/s, ticktock ÷ tokio (above 1: ticktock echoed more).
     pub bytes_per_s: f64,
     /// Load-phase CPU, ticktock ÷ tokio (below 1: ticktock used less).
@@ -160,27 +162,40 @@ pub struct Comparison {
     pub handshakes_per_s: f64,
     /// Timer operations, ticktock ÷ tokio.
     pub timer_operations: f64,
+    /// Timer wake-ups more than 2 ms late, ticktock ÷ tokio (below 1: fewer late).
+    pub wakes_over_2ms: f64,
     /// p99 idle-close lateness, ticktock ÷ tokio.
     pub idle_lateness_p99: f64,
 }
 
 impl Comparison {
-    /// The comparison of a `--compare` run; `None` unless both runtimes ran.
-    pub fn of(results: &[QuicResult]) -> Option<Self> {
-        let find = |runtime| results.iter().find(|r| r.runtime == runtime);
-        let (ticktock, tokio) = (find(QuicRuntime::Ticktock)?, find(QuicRuntime::Tokio)?);
+    /// Each ticktock runtime of a `--compare` run against tokio's, in run order; empty unless
+    /// tokio's ran too.
+    pub fn all(results: &[QuicResult]) -> Vec<Self> {
+        let Some(tokio) = results.iter().find(|r| r.runtime == QuicRuntime::Tokio) else {
+            return Vec::new();
+        };
         let ratio = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
-        Some(Self {
-            bytes_per_s: ratio(ticktock.bytes_per_s, tokio.bytes_per_s),
-            cpu_load: ratio(ticktock.cpu_load_s, tokio.cpu_load_s),
-            cpu_per_mib: ratio(ticktock.cpu_ms_per_mib, tokio.cpu_ms_per_mib),
-            handshakes_per_s: ratio(ticktock.handshakes_per_s, tokio.handshakes_per_s),
-            timer_operations: ratio(
-                ticktock.timer.operations as f64,
-                tokio.timer.operations as f64,
-            ),
-            idle_lateness_p99: ratio(ticktock.idle.lateness_ms.p99, tokio.idle.lateness_ms.p99),
-        })
+        results
+            .iter()
+            .filter(|r| r.runtime != QuicRuntime::Tokio)
+            .map(|ticktock| Self {
+                runtime: ticktock.runtime,
+                bytes_per_s: ratio(ticktock.bytes_per_s, tokio.bytes_per_s),
+                cpu_load: ratio(ticktock.cpu_load_s, tokio.cpu_load_s),
+                cpu_per_mib: ratio(ticktock.cpu_ms_per_mib, tokio.cpu_ms_per_mib),
+                handshakes_per_s: ratio(ticktock.handshakes_per_s, tokio.handshakes_per_s),
+                timer_operations: ratio(
+                    ticktock.timer.operations as f64,
+                    tokio.timer.operations as f64,
+                ),
+                wakes_over_2ms: ratio(
+                    ticktock.timer.wakes_over_2ms as f64,
+                    tokio.timer.wakes_over_2ms as f64,
+                ),
+                idle_lateness_p99: ratio(ticktock.idle.lateness_ms.p99, tokio.idle.lateness_ms.p99),
+            })
+            .collect()
     }
 }
 
@@ -190,7 +205,7 @@ struct Report<'a> {
     command: &'static str,
     config: &'a QuicConfig,
     results: &'a [QuicResult],
-    comparison: Option<Comparison>,
+    comparisons: Vec<Comparison>,
 }
 
 /// Writes one JSON object.
@@ -203,7 +218,7 @@ pub fn write_json(
         command: "quic",
         config,
         results,
-        comparison: Comparison::of(results),
+        comparisons: Comparison::all(results),
     };
     serde_json::to_writer_pretty(&mut *out, &report)?;
     writeln!(out)?;
@@ -219,7 +234,8 @@ enum Ratio {
     Plain,
 }
 
-/// Writes the markdown table: one column per runtime, and ticktock ÷ tokio when both ran.
+/// Writes the markdown table: one column per runtime, and each ticktock runtime ÷ tokio when
+/// tokio's ran too.
 pub fn write_table(
     out: &mut impl Write,
     config: &QuicConfig,
@@ -237,17 +253,17 @@ pub fn write_table(
         config.message_bytes,
         config.think,
     )?;
-    let both = Comparison::of(results).is_some();
+    let compared: Vec<QuicRuntime> = Comparison::all(results).iter().map(|c| c.runtime).collect();
     write!(out, "| measure |")?;
     for result in results {
         write!(out, " {} |", result.runtime.name())?;
     }
-    if both {
-        write!(out, " ticktock ÷ tokio |")?;
+    for runtime in &compared {
+        write!(out, " {} ÷ tokio |", runtime.name())?;
     }
     writeln!(out)?;
     write!(out, "|---|")?;
-    for _ in 0..results.len() + usize::from(both) {
+    for _ in 0..results.len() + compared.len() {
         write!(out, "---:|")?;
     }
     writeln!(out)?;
@@ -377,15 +393,16 @@ pub fn write_table(
         for (text, _) in &values {
             write!(out, " {text} |")?;
         }
-        if both {
-            let value = |runtime| {
-                results
-                    .iter()
-                    .zip(&values)
-                    .find(|(r, _)| r.runtime == runtime)
-                    .map_or(0.0, |(_, (_, v))| *v)
-            };
-            let (ticktock, tokio) = (value(QuicRuntime::Ticktock), value(QuicRuntime::Tokio));
+        let value = |runtime| {
+            results
+                .iter()
+                .zip(&values)
+                .find(|(r, _)| r.runtime == runtime)
+                .map_or(0.0, |(_, (_, v))| *v)
+        };
+        let tokio = value(QuicRuntime::Tokio);
+        for &runtime in &compared {
+            let ticktock = value(runtime);
             match ratio {
                 Ratio::Plain if tokio > 0.0 && ticktock >= 0.0 => {
                     write!(out, " {:.2}× |", ticktock / tokio)?;

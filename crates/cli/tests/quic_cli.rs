@@ -10,6 +10,12 @@ fn ticktock(args: &[&str]) -> std::process::Output {
         .expect("the ticktock binary runs")
 }
 
+fn int_of(object: &serde_json::Value, field: &str) -> u64 {
+    object[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} in {object}"))
+}
+
 #[test]
 fn quick_compare_echoes_every_byte_and_closes_every_idle_connection() {
     let output = ticktock(&["quic", "--quick", "--compare", "--json"]);
@@ -58,6 +64,17 @@ fn quick_compare_echoes_every_byte_and_closes_every_idle_connection() {
         assert_eq!(idle["other_ends"], 0, "{runtime}");
         let timer = &r["timer"];
         assert_eq!(timer["early_wakes"], 0, "{runtime}: a timer woke early");
+        // Each idle connection ends on an idle timeout's wake-up (on both sides, in fact).
+        let closing = timer["closing_wakes"].as_u64().expect("closing wake-ups");
+        assert!(
+            closing >= 20 && closing <= int_of(timer, "wakes"),
+            "{runtime}: {timer}"
+        );
+        assert!(
+            timer["closing_wakes_over_2ms"]
+                .as_u64()
+                .is_some_and(|late| late <= closing)
+        );
         assert!(timer["wakes"].as_u64().is_some_and(|w| w > 0), "{runtime}");
         assert!(
             timer["resets"].as_u64().is_some_and(|n| n > 0)

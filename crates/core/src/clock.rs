@@ -35,9 +35,10 @@ pub enum Clock {
     /// that starts the service, and the worker that sees it expire runs the driver's pass from
     /// its waker. Timers fire at their tick as with `System`, with no thread to switch to, and
     /// the tasks they wake go onto that worker's own queue. For a runtime that does I/O anyway
-    /// (a QUIC endpoint's): on a busy runtime a fire waits until a worker looks at its I/O, as
-    /// tokio's own timers do. Linux only (elsewhere the service does not start); the runtime
-    /// needs I/O enabled.
+    /// (a QUIC endpoint's). On a busy runtime, where a worker looks at its I/O only between
+    /// tasks, whoever reads the service's clock ([`TimerHandle::now`](crate::TimerHandle::now))
+    /// a tick after the alarm's time runs the pass itself. Linux only (elsewhere the service
+    /// does not start); the runtime needs I/O enabled.
     SystemTimerfd,
     /// A clock that only moves when told to.
     Manual(ManualClock),
@@ -151,6 +152,12 @@ impl Ticks {
     /// Nanoseconds from the epoch to `at` (0 before it).
     pub(crate) fn nanos(&self, at: Instant) -> u64 {
         self.nanos_since_epoch(at)
+    }
+
+    /// The tick length in nanoseconds.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn tick_nanos(&self) -> u64 {
+        self.resolution_nanos
     }
 
     pub(crate) fn resolution(&self) -> Duration {

@@ -85,22 +85,27 @@ pub(crate) struct TimerfdDriver {
 
 #[cfg(target_os = "linux")]
 impl TimerfdDriver {
-    /// Starts driving `inner`, whose alarm is set: runs the first pass, which registers for
-    /// the rings.
-    pub(crate) fn start(inner: &SharedInner) {
+    /// Starts driving `inner` with `alarm`: runs the first pass, which registers for the rings.
+    pub(crate) fn start(inner: &SharedInner, alarm: crate::timerfd::Alarm) {
         let driver = Arc::new(Self {
             inner: inner.downgrade(),
             buffers: std::sync::Mutex::new(Buffers::default()),
             again: std::sync::atomic::AtomicBool::new(false),
         });
-        driver.drive();
+        let timerfd = Timerfd {
+            alarm,
+            driver: Arc::clone(&driver),
+        };
+        if inner.timerfd.set(timerfd).is_ok() {
+            driver.drive();
+        }
     }
 
     fn drive(self: Arc<Self>) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        let Some(alarm) = inner.alarm.get() else {
+        let Some(Timerfd { alarm, .. }) = inner.timerfd.get() else {
             return;
         };
         self.again.store(true, Ordering::SeqCst);
@@ -139,12 +144,17 @@ impl TimerfdDriver {
             }
             alarm.begin_pass();
             let next = pass(inner, buffers);
-            let rang = alarm
-                .set(inner.ticks.instant(next).into_std())
-                .and_then(|()| match alarm.poll_rang(&mut cx) {
+            let at = inner.ticks.instant(next);
+            let overdue_after = inner
+                .ticks
+                .nanos(at)
+                .saturating_add(inner.ticks.tick_nanos());
+            let rang = alarm.set(at.into_std(), overdue_after).and_then(|()| {
+                match alarm.poll_rang(&mut cx) {
                     std::task::Poll::Ready(rang) => rang.map(|()| true),
                     std::task::Poll::Pending => Ok(false),
-                });
+                }
+            });
             match rang {
                 // Rang already: pass again.
                 Ok(true) => {}
@@ -158,6 +168,34 @@ impl TimerfdDriver {
                 }
             }
         }
+    }
+}
+
+/// What a [`Clock::SystemTimerfd`] service keeps of its driver: the alarm, and the driver to run
+/// a pass with when a reader of the clock finds it overdue.
+#[cfg(target_os = "linux")]
+pub(crate) struct Timerfd {
+    pub(crate) alarm: crate::timerfd::Alarm,
+    driver: Arc<TimerfdDriver>,
+}
+
+#[cfg(target_os = "linux")]
+impl Timerfd {
+    /// `now` was just read from the service's clock: runs the pass if its alarm is overdue.
+    #[inline]
+    pub(crate) fn run_if_overdue(&self, inner: &Inner, now: tokio::time::Instant) {
+        if self.alarm.is_overdue(inner.ticks.nanos(now)) {
+            Arc::clone(&self.driver).drive();
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl std::fmt::Debug for Timerfd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timerfd")
+            .field("alarm", &self.alarm)
+            .finish_non_exhaustive()
     }
 }
 

@@ -136,7 +136,7 @@ impl Registration {
             inner.must_wake(earliest)
         };
         if wake {
-            inner.wake_driver();
+            inner.wake_driver(earliest);
         }
         Ok(())
     }

@@ -119,7 +119,7 @@ impl TimerServiceBuilder {
             last_pass_nanos: AtomicU64::new(0),
             notify: Notify::new(),
             #[cfg(target_os = "linux")]
-            alarm: std::sync::OnceLock::new(),
+            timerfd: std::sync::OnceLock::new(),
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
             lateness: Lateness::default(),
@@ -195,9 +195,10 @@ pub(crate) struct Inner {
     /// When the driver sleeps until, and whether it was already notified.
     pub(crate) wake: DriverWake,
     pub(crate) notify: Notify,
-    /// The alarm of a [`Clock::SystemTimerfd`] service (set once, when its driver starts).
+    /// The alarm and driver of a [`Clock::SystemTimerfd`] service (set once, when its driver
+    /// starts).
     #[cfg(target_os = "linux")]
-    pub(crate) alarm: std::sync::OnceLock<crate::timerfd::Alarm>,
+    pub(crate) timerfd: std::sync::OnceLock<crate::driver::Timerfd>,
     /// The clock reading of the driver's last pass, in nanoseconds since the epoch.
     pub(crate) last_pass_nanos: AtomicU64,
     pub(crate) shutdown: AtomicBool,
@@ -213,12 +214,17 @@ impl Inner {
         self.wake.must_wake(tick)
     }
 
-    pub(crate) fn wake_driver(&self) {
+    /// Wakes the driver for a timer just armed for `tick` (0: for shutdown).
+    pub(crate) fn wake_driver(&self, tick: u64) {
         #[cfg(target_os = "linux")]
-        if let Some(alarm) = self.alarm.get() {
-            alarm.ring();
+        if let Some(timerfd) = self.timerfd.get() {
+            let at = self.ticks.instant(tick);
+            let overdue_after = self.ticks.nanos(at).saturating_add(self.ticks.tick_nanos());
+            timerfd.alarm.ring(at.into_std(), overdue_after);
             return;
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = tick;
         match &self.thread_wait {
             Some(thread) => thread.notify(),
             None => self.notify.notify_one(),
@@ -253,7 +259,7 @@ impl Inner {
             (key, self.must_wake(tick))
         };
         if wake {
-            self.wake_driver();
+            self.wake_driver(tick);
         }
         Ok(Some((shard as u16, key)))
     }
@@ -269,7 +275,7 @@ impl Inner {
             (moved, moved && self.must_wake(tick))
         };
         if wake {
-            self.wake_driver();
+            self.wake_driver(tick);
         }
         moved
     }
@@ -305,7 +311,7 @@ impl Inner {
     /// Stops the service: no new timers; the driver drains the wheels and wakes every waiter.
     pub(crate) fn shut_down(&self) {
         self.shutdown.store(true, Ordering::Release);
-        self.wake_driver();
+        self.wake_driver(0);
     }
 }
 
@@ -361,11 +367,7 @@ fn spawn_timerfd_driver(
         let _context = runtime.enter();
         crate::timerfd::Alarm::new().map_err(|error| BuildError::Timerfd(error.kind()))?
     };
-    inner
-        .alarm
-        .set(alarm)
-        .unwrap_or_else(|_| unreachable!("a service's driver starts once"));
-    crate::driver::TimerfdDriver::start(inner);
+    crate::driver::TimerfdDriver::start(inner, alarm);
     Ok(Driver::Alarm)
 }
 
@@ -441,10 +443,19 @@ pub struct TimerHandle {
 
 impl TimerHandle {
     /// The service's current time (a clock read).
+    ///
+    /// On a [`Clock::SystemTimerfd`] service whose alarm is a tick overdue (its ring is waiting
+    /// for a busy worker to look at its I/O), the caller also runs the driver's pass, firing
+    /// what is due.
     #[must_use]
     #[inline]
     pub fn now(&self) -> Instant {
-        self.inner.clock.now()
+        let now = self.inner.clock.now();
+        #[cfg(target_os = "linux")]
+        if let Some(timerfd) = self.inner.timerfd.get() {
+            timerfd.run_if_overdue(&self.inner, now);
+        }
+        now
     }
 
     /// A coarse "now" that reads no clock: the time of the driver's last pass (the seed's

@@ -10,16 +10,25 @@
 //! [`crate::driver::TimerfdDriver`]), so the fired timers' tasks are woken from that worker,
 //! onto its own queue.
 //!
+//! # Readers of the clock lend a hand
+//! When both workers are busy, a worker looks at its I/O driver only between tasks (every 61
+//! polls in tokio's scheduler), and the ring waits. So [`TimerHandle::now`](crate::TimerHandle::now)
+//! on such a service checks [`Alarm::is_overdue`] (a load and a compare) and, a tick after the
+//! alarm's time, runs the pass itself: a QUIC endpoint reads the clock on every packet and
+//! every timer poll, so on a busy runtime some task does this within microseconds.
+//!
 //! # Setting the alarm without losing a ring
-//! The pass sets the alarm for its next tick; a timer armed earlier than that (the
-//! [`DriverWake`](crate::wake::DriverWake) protocol says when) rings it at once. Both happen
-//! under one mutex, with a `pending` flag the ring raises and the pass clears before it scans:
-//! a ring that came after the scan began leaves the flag up, and the pass then sets the alarm
-//! to ring at once instead of for its next tick, so no ring is overwritten.
+//! The pass sets the alarm for its next tick. A timer armed earlier than that (the
+//! [`DriverWake`](crate::wake::DriverWake) protocol says when) rings the alarm: it sets the
+//! timerfd to the timer's own tick if that is earlier than what it is set for, so the timer's
+//! pass is the next one and no pass is spent in between. Both happen under one mutex, with the
+//! earliest ring since the pass began kept there: the pass then sets the alarm for that ring
+//! if it is earlier than its own next tick, so a ring whose timer the pass's scan missed is
+//! never overwritten.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,14 +39,26 @@ use rustix::time::{
 };
 use tokio::io::unix::AsyncFd;
 
+/// What the timerfd is set for, kept under [`Alarm::setting`]: instants on the clock
+/// `std::time::Instant` reads (`CLOCK_MONOTONIC`), each with the nanoseconds (since the
+/// service's epoch) from which the pass for it counts as overdue.
+#[derive(Debug, Default)]
+struct Setting {
+    /// When the timerfd rings (`None`: not set yet).
+    set_for: Option<Instant>,
+    /// The earliest ring since the current pass began.
+    rung: Option<(Instant, u64)>,
+}
+
 /// A monotonic-clock timerfd on a runtime's I/O driver.
 #[derive(Debug)]
 pub(crate) struct Alarm {
     fd: AsyncFd<OwnedFd>,
     /// Serializes setting the timerfd (see the module doc).
-    setting: Mutex<()>,
-    /// A ring since the current pass began.
-    pending: AtomicBool,
+    setting: Mutex<Setting>,
+    /// From when (nanoseconds since the service's epoch) a reader of the clock finds the pass
+    /// overdue and runs it itself; `u64::MAX` during a pass.
+    overdue_after: AtomicU64,
 }
 
 impl Alarm {
@@ -57,39 +78,63 @@ impl Alarm {
         let fd = AsyncFd::new(fd)?;
         Ok(Self {
             fd,
-            setting: Mutex::new(()),
-            pending: AtomicBool::new(false),
+            setting: Mutex::new(Setting::default()),
+            overdue_after: AtomicU64::new(u64::MAX),
         })
     }
 
     /// The driver: a pass begins; rings from here on are its business.
     pub(crate) fn begin_pass(&self) {
-        self.pending.store(false, Ordering::SeqCst);
+        self.overdue_after.store(u64::MAX, Ordering::Relaxed);
+        self.lock().rung = None;
     }
 
-    /// The driver: the pass is over; ring at `at` (on the clock `std::time::Instant` reads,
-    /// `CLOCK_MONOTONIC`), or at once if rung since the pass began.
-    pub(crate) fn set(&self, at: Instant) -> io::Result<()> {
-        let _setting = self.setting.lock().unwrap_or_else(PoisonError::into_inner);
-        let after = if self.pending.load(Ordering::SeqCst) {
-            Duration::ZERO
-        } else {
-            // Relative to a reading taken before the call, so it never rings before `at`.
-            at.saturating_duration_since(Instant::now())
+    /// The driver: the pass is over; ring at `at`, or at the earliest ring since the pass
+    /// began if that is earlier. From `overdue_after` (nanoseconds since the service's epoch;
+    /// the ring's own if that is used) on, [`is_overdue`](Self::is_overdue) says so.
+    pub(crate) fn set(&self, at: Instant, overdue_after: u64) -> io::Result<()> {
+        let mut setting = self.lock();
+        let (at, overdue_after) = match setting.rung.take() {
+            Some(rung) if rung.0 < at => rung,
+            _ => (at, overdue_after),
         };
-        self.set_after(after)
+        self.overdue_after.store(overdue_after, Ordering::Relaxed);
+        setting.set_for = Some(at);
+        self.set_at(at)
     }
 
-    /// A timer was armed earlier than the alarm: ring at once.
-    pub(crate) fn ring(&self) {
-        let _setting = self.setting.lock().unwrap_or_else(PoisonError::into_inner);
-        self.pending.store(true, Ordering::SeqCst);
-        // Only a closed timerfd fails here, and then the runtime is gone with its I/O driver.
-        self.set_after(Duration::ZERO).ok();
+    /// Whether the alarm should have rung well before `now` (nanoseconds since the service's
+    /// epoch) and the pass has not run: its ring is still waiting for a worker to look at its
+    /// I/O.
+    #[inline]
+    pub(crate) fn is_overdue(&self, now: u64) -> bool {
+        now >= self.overdue_after.load(Ordering::Relaxed)
+    }
+
+    /// A timer due at `at` was armed earlier than the alarm: make the alarm ring then at the
+    /// latest, counting its pass overdue from `overdue_after` on.
+    pub(crate) fn ring(&self, at: Instant, overdue_after: u64) {
+        let mut setting = self.lock();
+        if setting.rung.is_none_or(|rung| at < rung.0) {
+            setting.rung = Some((at, overdue_after));
+        }
+        if setting.set_for.is_none_or(|set_for| at < set_for) {
+            setting.set_for = Some(at);
+            self.overdue_after
+                .fetch_min(overdue_after, Ordering::Relaxed);
+            // Only a closed timerfd fails here, and then the runtime is gone with its I/O
+            // driver.
+            self.set_at(at).ok();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Setting> {
+        self.setting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the alarm rang; `Pending` registers `cx`'s waker for the ring. A readiness
-    /// left over from an earlier setting reads as nothing, is cleared, and registers.
+    /// left over from an earlier setting (a ring that a later setting took back) reads as
+    /// nothing, is cleared, and registers.
     pub(crate) fn poll_rang(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let mut ready = match self.fd.poll_read_ready(cx) {
@@ -99,16 +144,25 @@ impl Alarm {
             };
             let mut expirations = [0u8; 8];
             match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
-                Ok(Ok(_)) => return Poll::Ready(Ok(())),
+                Ok(Ok(_)) => {
+                    // The read took every expiration: the timerfd is not readable until it
+                    // rings again (a new edge), so the next poll need not read to find out.
+                    // tokio keeps a readiness that arrived after this one.
+                    ready.clear_ready();
+                    return Poll::Ready(Ok(()));
+                }
                 Ok(Err(error)) => return Poll::Ready(Err(error)),
                 Err(_would_block) => {}
             }
         }
     }
 
-    /// Sets the timerfd to expire once, `after` from now (at least a nanosecond: zero unsets).
-    fn set_after(&self, after: Duration) -> io::Result<()> {
-        let after = after.max(Duration::from_nanos(1));
+    /// Sets the timerfd to expire once, at `at`: relative to a clock reading taken before the
+    /// call, so never before `at` (and at least a nanosecond ahead: zero unsets).
+    fn set_at(&self, at: Instant) -> io::Result<()> {
+        let after = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
         let value = Itimerspec {
             it_interval: Timespec {
                 tv_sec: 0,

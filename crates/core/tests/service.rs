@@ -567,6 +567,40 @@ mod timerfd_driver {
         }
     }
 
+    /// A task that never yields keeps this one-thread runtime from looking at its I/O, so the
+    /// alarm's ring goes unheard; reading the service's clock runs the overdue pass instead.
+    #[tokio::test]
+    async fn a_reader_of_the_clock_runs_an_overdue_pass() {
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let service = timerfd_service();
+        let timers = service.handle();
+        let fired = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&fired));
+        let deadline = std::time::Instant::now() + Duration::from_millis(1);
+        let mut sleep = timers.sleep_until(Instant::from_std(deadline));
+        assert!(
+            Pin::new(&mut sleep)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let give_up = deadline + Duration::from_secs(5);
+        while !fired.0.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < give_up, "nobody ran the pass");
+            let _ = timers.now();
+        }
+        assert!(std::time::Instant::now() >= deadline, "fired early");
+        assert!(
+            Pin::new(&mut sleep)
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+        );
+    }
+
     /// Its alarm lives on a runtime's I/O driver: outside a runtime it does not start.
     #[test]
     fn needs_a_runtime() {

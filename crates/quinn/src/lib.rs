@@ -38,9 +38,9 @@
 //! - **Which service.** Any: [`TicktockRuntime::global`] (a driver thread, as
 //!   [`ticktock::Clock::System`]), or a service of your own. On Linux, a
 //!   [`ticktock::Clock::SystemTimerfd`] service started on the endpoint's runtime is driven
-//!   from that runtime's own `epoll_wait` (a timerfd): about tokio's own CPU cost with no
-//!   millisecond grid, where a driver thread buys a shorter lateness tail with thread
-//!   switches (`ticktock quic --compare` measures both).
+//!   from that runtime's own `epoll_wait` (a timerfd), with no thread to switch to: the
+//!   lowest lateness of the drivers measured, at about the driver thread's CPU
+//!   (`ticktock quic --compare` runs both beside quinn's tokio runtime).
 //! - **Clock.** [`TicktockRuntime`]'s `now()` reads the same clock as its service
 //!   ([`TimerHandle::now`]), so quinn's idea of "now" and the timers agree, also on tokio's
 //!   paused clock in tests.

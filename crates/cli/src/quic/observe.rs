@@ -9,6 +9,12 @@
 //! the wake-up is where a timer's lateness (and any early fire) shows. The measure stops at the
 //! wake, before the runtime schedules the connection's task, which both runtimes do alike.
 //!
+//! A timer whose last event before it drops is a wake-up ended its connection: quinn stops
+//! moving a connection's timer once the connection is over. That wake-up is the idle timeout
+//! for a connection closed by it (on both sides), and the end of the drain period for one
+//! closed gracefully. Those **closing wake-ups** are counted apart, so the idle timeouts'
+//! lateness is bounded by theirs.
+//!
 //! Both runtimes pay the same for this: one more box per timer, one clock read per wake-up.
 
 use std::future::Future;
@@ -81,6 +87,12 @@ pub struct TimerFigures {
     pub wake_p999_us: f64,
     /// Largest (exact).
     pub wake_max_us: f64,
+    /// Wake-ups that ended their connection (idle timeouts, ends of drain periods).
+    pub closing_wakes: u64,
+    /// Closing wake-ups more than 2 ms after the deadline.
+    pub closing_wakes_over_2ms: u64,
+    /// The latest closing wake-up, µs after its deadline.
+    pub closing_wake_max_us: f64,
 }
 
 #[derive(Debug)]
@@ -95,6 +107,9 @@ struct Shared {
     over_budget: AtomicU64,
     max_ns: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
+    closing: AtomicU64,
+    closing_over_budget: AtomicU64,
+    closing_max_ns: AtomicU64,
 }
 
 impl Shared {
@@ -109,6 +124,9 @@ impl Shared {
             over_budget: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            closing: AtomicU64::new(0),
+            closing_over_budget: AtomicU64::new(0),
+            closing_max_ns: AtomicU64::new(0),
         }
     }
 
@@ -124,6 +142,15 @@ impl Shared {
             self.over_budget.fetch_add(1, Ordering::Relaxed);
         }
         self.buckets[bucket(nanos / 1000)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A timer dropped with a wake-up `nanos` late as its last event: a closing wake-up.
+    fn record_closing(&self, nanos: u64) {
+        self.closing.fetch_add(1, Ordering::Relaxed);
+        self.closing_max_ns.fetch_max(nanos, Ordering::Relaxed);
+        if Duration::from_nanos(nanos) > BUDGET {
+            self.closing_over_budget.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn figures(&self) -> TimerFigures {
@@ -157,6 +184,9 @@ impl Shared {
             wake_p99_us: if total > 0 { quantile(0.99) } else { 0.0 },
             wake_p999_us: if total > 0 { quantile(0.999) } else { 0.0 },
             wake_max_us: max_us,
+            closing_wakes: load(&self.closing),
+            closing_wakes_over_2ms: load(&self.closing_over_budget),
+            closing_wake_max_us: load(&self.closing_max_ns) as f64 / 1e3,
         }
     }
 }
@@ -195,6 +225,7 @@ impl<R: quinn::Runtime> quinn::Runtime for Observed<R> {
             shared: Arc::clone(&self.shared),
             deadline_ns: AtomicU64::new(self.shared.nanos(deadline)),
             earliest_ns: AtomicU64::new(self.shared.nanos(deadline)),
+            last_wake_late_ns: AtomicU64::new(NO_WAKE),
             task: AtomicWaker::new(),
         });
         Box::pin(ObservedTimer {
@@ -228,8 +259,13 @@ struct Probe {
     /// The earliest deadline set since the last wake: a wake that raced a reset belongs to an
     /// earlier deadline than the current one, and is early only if it precedes this.
     earliest_ns: AtomicU64,
+    /// How late the last wake-up was, in ns, if nothing moved the timer since (`NO_WAKE`).
+    last_wake_late_ns: AtomicU64,
     task: AtomicWaker,
 }
+
+/// [`Probe::last_wake_late_ns`] when the timer moved after its last wake-up, or never woke.
+const NO_WAKE: u64 = u64::MAX;
 
 impl Wake for Probe {
     fn wake(self: Arc<Self>) {
@@ -242,6 +278,8 @@ impl Wake for Probe {
         let earliest = self.earliest_ns.swap(deadline, Ordering::Relaxed);
         if now >= deadline {
             self.shared.record(Duration::from_nanos(now - deadline));
+            self.last_wake_late_ns
+                .store((now - deadline).min(NO_WAKE - 1), Ordering::Relaxed);
         } else if now < earliest.min(deadline) {
             self.shared.early.fetch_add(1, Ordering::Relaxed);
         }
@@ -297,6 +335,9 @@ impl AsyncTimer for ObservedTimer {
     fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
         self.count(true);
         let nanos = self.probe.shared.nanos(deadline);
+        self.probe
+            .last_wake_late_ns
+            .store(NO_WAKE, Ordering::Relaxed);
         self.probe.deadline_ns.store(nanos, Ordering::Relaxed);
         self.probe.earliest_ns.fetch_min(nanos, Ordering::Relaxed);
         self.inner.as_mut().reset(deadline);
@@ -315,6 +356,10 @@ impl AsyncTimer for ObservedTimer {
 impl Drop for ObservedTimer {
     fn drop(&mut self) {
         self.flush();
+        let late = self.probe.last_wake_late_ns.load(Ordering::Relaxed);
+        if late != NO_WAKE {
+            self.probe.shared.record_closing(late);
+        }
     }
 }
 

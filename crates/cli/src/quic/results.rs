@@ -269,7 +269,7 @@ pub fn write_table(
     writeln!(out)?;
 
     type Cell = fn(&QuicResult) -> (String, f64);
-    let rows: [(&str, Cell, Ratio); 21] = [
+    let rows: [(&str, Cell, Ratio); 23] = [
         (
             "connections established",
             |r| count(r.established),
@@ -351,6 +351,19 @@ pub fn write_table(
             Ratio::None,
         ),
         (
+            "closing wake-ups (idle timeouts, drain ends): > 2 ms late / of",
+            |r| counts(r.timer.closing_wakes_over_2ms, r.timer.closing_wakes),
+            Ratio::None,
+        ),
+        (
+            "closing wake-up lateness max (µs)",
+            |r| {
+                let max = r.timer.closing_wake_max_us;
+                (format!("{max:.0}"), max)
+            },
+            Ratio::Plain,
+        ),
+        (
             "idle timeouts observed / expected",
             |r| counts(r.idle.observed, r.idle.expected),
             Ratio::None,
@@ -415,7 +428,9 @@ pub fn write_table(
     writeln!(
         out,
         "\nWake-ups are timed by one wrapper around either runtime's timers, from the deadline to \
-         the timer waking the connection's task. Idle-close lateness is seen by the client: from \
+         the timer waking the connection's task; a closing wake-up is a timer's last event \
+         before its connection ends (the idle timeout of an idle connection, on either side, or \
+         the end of a graceful close's drain period). Idle-close lateness is seen by the client: from \
          its last reply seen (lower bound) and last request sent (upper bound) to the close, so \
          it also holds task scheduling and quinn's idle floor of 3 PTO; quinn stamps packets at \
          the start of a receive pass, so a close can even precede the last request + timeout."

@@ -332,7 +332,7 @@ pub fn write_table(
         ("  polls", |r| count(r.timer.polls), Ratio::Plain),
         ("timer wake-ups", |r| count(r.timer.wakes), Ratio::Plain),
         (
-            "wake-up lateness p50 / p99 / p99.9 / max (µs)",
+            "wake-up lateness p50 / p99 / p99.9 / max (µs; ratio of the p99s)",
             |r| {
                 let t = r.timer;
                 (
@@ -374,7 +374,7 @@ pub fn write_table(
             Ratio::None,
         ),
         (
-            "idle close lateness from last reply p50 / p99 / max (ms)",
+            "idle close lateness from last reply p50 / p99 / max (ms; ratio of the p50s)",
             |r| {
                 let q = r.idle.lateness_ms;
                 (format!("{:.2} / {:.2} / {:.2}", q.p50, q.p99, q.max), q.p50)
@@ -382,7 +382,7 @@ pub fn write_table(
             Ratio::Plain,
         ),
         (
-            "idle close lateness from last request p50 / p99 / max (ms)",
+            "idle close lateness from last request p50 / p99 / max (ms; ratio of the p50s)",
             |r| {
                 let q = r.idle.lateness_from_sent_ms;
                 (format!("{:.2} / {:.2} / {:.2}", q.p50, q.p99, q.max), q.p50)

@@ -154,10 +154,10 @@ impl Ticks {
         self.nanos_since_epoch(at)
     }
 
-    /// The tick length in nanoseconds.
+    /// Nanoseconds from the epoch to the end of tick `tick` (the start of the next one).
     #[cfg(target_os = "linux")]
-    pub(crate) fn tick_nanos(&self) -> u64 {
-        self.resolution_nanos
+    pub(crate) fn end_nanos(&self, tick: u64) -> u64 {
+        tick.saturating_add(1).saturating_mul(self.resolution_nanos)
     }
 
     pub(crate) fn resolution(&self) -> Duration {

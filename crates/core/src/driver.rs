@@ -144,17 +144,13 @@ impl TimerfdDriver {
             }
             alarm.begin_pass();
             let next = pass(inner, buffers);
-            let at = inner.ticks.instant(next);
-            let overdue_after = inner
-                .ticks
-                .nanos(at)
-                .saturating_add(inner.ticks.tick_nanos());
-            let rang = alarm.set(at.into_std(), overdue_after).and_then(|()| {
-                match alarm.poll_rang(&mut cx) {
+            let (at, overdue_after) = alarm_for(inner, next);
+            let rang = alarm
+                .set(at, overdue_after)
+                .and_then(|()| match alarm.poll_rang(&mut cx) {
                     std::task::Poll::Ready(rang) => rang.map(|()| true),
                     std::task::Poll::Pending => Ok(false),
-                }
-            });
+                });
             match rang {
                 // Rang already: pass again.
                 Ok(true) => {}
@@ -175,12 +171,28 @@ impl TimerfdDriver {
 /// a pass with when a reader of the clock finds it overdue.
 #[cfg(target_os = "linux")]
 pub(crate) struct Timerfd {
-    pub(crate) alarm: crate::timerfd::Alarm,
+    alarm: crate::timerfd::Alarm,
     driver: Arc<TimerfdDriver>,
+}
+
+/// When the alarm for tick `tick` rings, and from when (nanoseconds since the epoch) its pass
+/// is overdue: a tick later.
+#[cfg(target_os = "linux")]
+fn alarm_for(inner: &Inner, tick: u64) -> (std::time::Instant, u64) {
+    (
+        inner.ticks.instant(tick).into_std(),
+        inner.ticks.end_nanos(tick),
+    )
 }
 
 #[cfg(target_os = "linux")]
 impl Timerfd {
+    /// A timer was just armed for `tick`, earlier than the alarm: rings it for that tick.
+    pub(crate) fn ring(&self, inner: &Inner, tick: u64) {
+        let (at, overdue_after) = alarm_for(inner, tick);
+        self.alarm.ring(at, overdue_after);
+    }
+
     /// `now` was just read from the service's clock: runs the pass if its alarm is overdue.
     #[inline]
     pub(crate) fn run_if_overdue(&self, inner: &Inner, now: tokio::time::Instant) {

@@ -218,9 +218,7 @@ impl Inner {
     pub(crate) fn wake_driver(&self, tick: u64) {
         #[cfg(target_os = "linux")]
         if let Some(timerfd) = self.timerfd.get() {
-            let at = self.ticks.instant(tick);
-            let overdue_after = self.ticks.nanos(at).saturating_add(self.ticks.tick_nanos());
-            timerfd.alarm.ring(at.into_std(), overdue_after);
+            timerfd.ring(self, tick);
             return;
         }
         #[cfg(not(target_os = "linux"))]

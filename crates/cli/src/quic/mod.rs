@@ -254,38 +254,32 @@ enum Timers {
 impl Timers {
     /// Builds the timers of `kind`; a task driver starts on the current runtime.
     fn new(kind: QuicRuntime) -> Result<Self, CliError> {
-        Ok(match kind {
-            QuicRuntime::Ticktock | QuicRuntime::TicktockTask | QuicRuntime::TicktockTimerfd => {
-                // A shard per worker thread. The system clock has a driver thread that sleeps
-                // with the exact timeout: 1 ms ticks. Tokio's clock has a driver task that
-                // waits on tokio's timer, which wakes it on its own 1 ms grid; finer ticks keep
-                // a second millisecond of rounding off the top (measured in the README). The
-                // timerfd driver also sleeps exactly, and its passes cost no thread switch, so
-                // 250 µs ticks take most of the tick's round-up off its wake-ups.
-                let (clock, resolution) = match kind {
-                    QuicRuntime::TicktockTask => {
-                        (ticktock::Clock::Tokio, Duration::from_micros(100))
-                    }
-                    QuicRuntime::TicktockTimerfd => {
-                        (ticktock::Clock::SystemTimerfd, Duration::from_micros(250))
-                    }
-                    QuicRuntime::Ticktock | QuicRuntime::Tokio => {
-                        (ticktock::Clock::System, Duration::from_millis(1))
-                    }
-                };
-                let service = ticktock::TimerService::builder()
-                    .clock(clock)
-                    .resolution(resolution)
-                    .shards(2)
-                    .start()?;
-                Self::Ticktock {
-                    runtime: Arc::new(Observed::new(ticktock_quinn::TicktockRuntime::new(
-                        service.handle(),
-                    ))),
-                    _service: service,
-                }
+        // A shard per worker thread. The system clock has a driver thread that sleeps with the
+        // exact timeout: 1 ms ticks. Tokio's clock has a driver task that waits on tokio's
+        // timer, which wakes it on its own 1 ms grid; finer ticks keep a second millisecond of
+        // rounding off the top (measured in the README). The timerfd driver also sleeps
+        // exactly, and its passes cost no thread switch, so 250 µs ticks take most of the
+        // tick's round-up off its wake-ups.
+        let (clock, resolution) = match kind {
+            QuicRuntime::Tokio => {
+                return Ok(Self::Tokio(Arc::new(Observed::new(quinn::TokioRuntime))));
             }
-            QuicRuntime::Tokio => Self::Tokio(Arc::new(Observed::new(quinn::TokioRuntime))),
+            QuicRuntime::Ticktock => (ticktock::Clock::System, Duration::from_millis(1)),
+            QuicRuntime::TicktockTask => (ticktock::Clock::Tokio, Duration::from_micros(100)),
+            QuicRuntime::TicktockTimerfd => {
+                (ticktock::Clock::SystemTimerfd, Duration::from_micros(250))
+            }
+        };
+        let service = ticktock::TimerService::builder()
+            .clock(clock)
+            .resolution(resolution)
+            .shards(2)
+            .start()?;
+        Ok(Self::Ticktock {
+            runtime: Arc::new(Observed::new(ticktock_quinn::TicktockRuntime::new(
+                service.handle(),
+            ))),
+            _service: service,
         })
     }
 

@@ -404,9 +404,9 @@ fn run_simulate(args: &SimulateArgs) -> Result<(), CliError> {
     out.flush()?;
     let early: u64 = results.iter().map(|r| r.lateness.early).sum();
     if early > 0
-        && results.iter().any(|r| {
-            r.backend == Some(simulate::results::Backend::Ticktock) && r.lateness.early > 0
-        })
+        && results
+            .iter()
+            .any(|r| r.backend != Some(simulate::results::Backend::Tokio) && r.lateness.early > 0)
     {
         return Err(CliError::Invalid(format!(
             "ticktock fired {early} timers early"

@@ -49,6 +49,7 @@
 mod clock;
 mod connection;
 mod driver;
+mod endpoint;
 mod error;
 mod global;
 mod handoff;
@@ -69,6 +70,7 @@ mod wake;
 
 pub use clock::{Clock, ManualClock};
 pub use connection::{ConnectionConfig, ConnectionTimers, TimeoutEvent, TimerError, USER_KINDS};
+pub use endpoint::EndpointTimers;
 pub use error::{BuildError, Shutdown, TimeoutError};
 pub use global::{global, start_global_timer_task};
 pub use interval::{Interval, MissedTickBehavior, interval};

@@ -87,3 +87,44 @@ fn an_empty_service_starts_in_under_ten_milliseconds() {
         );
     }
 }
+
+/// The endpoint shape's timer state (issue 6's budget: at most 100 bytes per connection): an
+/// `EndpointTimers` with 100,000 connections, each with a deadline, holds a 24-byte row and a
+/// 32-byte wheel entry per connection, plus one registration. Counted per thread by the
+/// allocator, with the service started outside the count.
+#[test]
+fn endpoint_timers_hold_under_100_bytes_per_connection() {
+    const CONNECTIONS: u32 = 100_000;
+    let runtime = runtime();
+    let _context = runtime.enter();
+    let service = TimerService::builder()
+        .clock(Clock::Tokio)
+        .shards(1)
+        .start()
+        .expect("starts");
+    let mut timers = None;
+    let info = allocation_counter::measure(|| {
+        let mut table =
+            ticktock::EndpointTimers::with_capacity(service.handle(), CONNECTIONS as usize);
+        let now = table.now();
+        for connection in 0..CONNECTIONS {
+            let deadline = now + Duration::from_millis(10 + u64::from(connection % 40_000));
+            table
+                .set_deadline(connection, Some(deadline))
+                .expect("service running");
+        }
+        timers = Some(table);
+    });
+    let per_connection = info.bytes_current as f64 / f64::from(CONNECTIONS);
+    eprintln!("EndpointTimers: {per_connection:.1} bytes per connection");
+    assert!(
+        per_connection <= 100.0,
+        "{per_connection:.1} bytes per connection"
+    );
+    assert!(
+        per_connection >= 56.0,
+        "rows and entries are counted: {per_connection:.1}"
+    );
+    drop(timers);
+    runtime.block_on(service.shutdown());
+}

@@ -81,6 +81,7 @@ mod lists;
 mod precision;
 mod slab;
 mod stats;
+mod table;
 mod wheel;
 
 pub use batch::{BatchPath, BatchStrategy, ShardKey, ShardedWheel};
@@ -89,4 +90,5 @@ pub use key::TimerKey;
 pub use level::{HORIZON, LEVELS, NEAR_SLOTS, SLOTS};
 pub use precision::{Precision, coarse_deadline};
 pub use stats::WheelStats;
+pub use table::TimerTable;
 pub use wheel::{Expired, TimerWheel};

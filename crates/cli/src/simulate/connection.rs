@@ -5,8 +5,14 @@
 //! keep-alive) and a `ReliabilityLayer` (the RTO). After every event the five deadlines are
 //! compared with the previous ones, which is where timer operations are counted — by what the
 //! protocol asked for, so both backends count the same operations for the same traffic.
-//! - ticktock: the layers live in a `LayeredTimeouts` (one service registration).
-//! - tokio: one `Sleep` per kind, reset when its deadline moves, as quinn re-arms its timers.
+//! - ticktock: endpoint tasks (one per worker) own their connections in a table and get
+//!   each batch of packets from the generator; every connection's earliest deadline is a row
+//!   of an `EndpointTimers` (one service registration per endpoint task), which hands back the
+//!   connections that are due.
+//! - ticktock-tasks: a task per connection, its layers in a `LayeredTimeouts` (one service
+//!   registration per connection).
+//! - tokio: a task per connection, one `Sleep` per kind, reset when its deadline moves, as
+//!   quinn re-arms its timers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,13 +24,15 @@ use bytes::Bytes;
 use rand::Rng;
 use rand::rngs::SmallRng;
 use ticktock::{
-    AckFrame, Instant, LayerEvent, LayeredTimeouts, Precision, ReliabilityConfig, ReliabilityLayer,
-    RtoConfig, TimeoutCheckResult, TimeoutEvent, TimeoutLayer, TimerHandle, TimingConfig,
-    TimingManager,
+    AckFrame, EndpointTimers, Instant, LayerDeadlines, LayerEvent, LayeredTimeouts, Precision,
+    ReliabilityConfig, ReliabilityLayer, RtoConfig, TimeoutCheckResult, TimeoutEvent, TimeoutLayer,
+    TimerHandle, TimingConfig, TimingManager,
 };
+use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::results::WheelWork;
 use super::stats::{Class, Counters, Op};
-use super::traffic::Slot;
+use super::traffic::{ACK, Slot};
 
 /// The timer kinds, in deadline-array order.
 pub const KINDS: [TimeoutEvent; 5] = [
@@ -249,6 +257,8 @@ pub struct Shared {
     /// How exactly ticktock meets idle and keep-alive deadlines.
     pub idle_precision: Precision,
     pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The endpoint tables' wheel work, added by each endpoint task as it ends.
+    pub tables: std::sync::Mutex<WheelWork>,
 }
 
 /// Waits for the next packet; `false` when it was the run's end that woke the connection.
@@ -433,5 +443,130 @@ pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) 
             break;
         }
         slot.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// One connection an endpoint task drives: its layers, protocol state and random source.
+struct Driven {
+    timing: TimingManager,
+    reliability: ReliabilityLayer,
+    protocol: Protocol,
+}
+
+impl Driven {
+    fn open(now: Instant, shared: &Shared) -> Self {
+        shared.counters.opened();
+        let mut driven = Self {
+            timing: TimingManager::new(timing_config(), now)
+                .with_precision(TimeoutEvent::IdleTimeout, shared.idle_precision)
+                .with_precision(TimeoutEvent::KeepAlive, shared.idle_precision),
+            reliability: ReliabilityLayer::new(reliability_config()),
+            protocol: Protocol::new(),
+        };
+        let current = deadlines(&driven.timing, &driven.reliability);
+        driven.protocol.account(current, &shared.counters);
+        driven
+    }
+
+    /// Counts the operations of the last event and hands the connection's earliest deadlines
+    /// (exact and coarse, as the layers report them) to the endpoint's timers.
+    fn follow(&mut self, number: u32, timers: &mut EndpointTimers, counters: &Counters) {
+        let current = deadlines(&self.timing, &self.reliability);
+        self.protocol.account(current, counters);
+        let timing = self.timing.next_deadlines();
+        let exact = match (timing.exact, self.reliability.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // After shutdown nothing is waited for; the run is ending.
+        timers
+            .set(
+                number,
+                LayerDeadlines {
+                    exact,
+                    coarse: timing.coarse,
+                },
+            )
+            .ok();
+    }
+}
+
+/// Runs endpoint task `endpoint` of `endpoints`: it drives connections `endpoint`,
+/// `endpoint + endpoints`, … (its connection `n` is slot `n * endpoints + endpoint`) from a
+/// table, with their deadlines in one `EndpointTimers`, until the generator stops sending.
+pub async fn run_endpoint(
+    endpoint: usize,
+    endpoints: usize,
+    slots: Arc<Vec<Arc<Slot>>>,
+    handle: TimerHandle,
+    shared: Arc<Shared>,
+    mut inbox: UnboundedReceiver<Vec<u32>>,
+    seed: u64,
+) {
+    let count = slots.len().saturating_sub(endpoint).div_ceil(endpoints);
+    let slot_of = |number: usize| number * endpoints + endpoint;
+    let mut timers = EndpointTimers::with_capacity(handle.clone(), count);
+    let mut rngs: Vec<SmallRng> = (0..count)
+        .map(|number| rand::SeedableRng::seed_from_u64(seed ^ (slot_of(number) as u64) << 20))
+        .collect();
+    let now = timers.now();
+    let mut table: Vec<Driven> = (0..count).map(|_| Driven::open(now, &shared)).collect();
+    for (number, driven) in table.iter_mut().enumerate() {
+        driven.follow(number as u32, &mut timers, &shared.counters);
+    }
+    let mut due = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            expired = timers.expired(&mut due) => {
+                if expired.is_err() {
+                    break;
+                }
+                let now = timers.now();
+                for number in std::mem::take(&mut due) {
+                    let index = number as usize;
+                    let driven = &mut table[index];
+                    let results = [
+                        driven.timing.check_timeouts(now),
+                        driven.reliability.check_timeouts(now),
+                    ];
+                    let close = settle(&results, &mut driven.protocol, &mut rngs[index], now, shared.loss, &shared.counters);
+                    if close.is_some() {
+                        driven.protocol.account([None; 5], &shared.counters);
+                        slots[slot_of(index)].generation.fetch_add(1, Ordering::Release);
+                        *driven = Driven::open(now, &shared);
+                    }
+                    driven.follow(number, &mut timers, &shared.counters);
+                }
+            }
+            batch = inbox.recv() => {
+                let Some(batch) = batch else { break };
+                // A batch is what arrived in one millisecond: one clock read for all of it.
+                let now = timers.now();
+                for event in batch {
+                    let index = (event & !ACK) as usize / endpoints;
+                    let number = index as u32;
+                    let driven = &mut table[index];
+                    if event & ACK != 0 {
+                        acknowledge(&mut driven.reliability, &driven.protocol, now);
+                    } else {
+                        shared.counters.packet();
+                        let rng = &mut rngs[index];
+                        receive(&mut driven.timing, &mut driven.protocol, rng, now, shared.migration);
+                        exchange(&mut driven.reliability, &mut driven.protocol, rng, now, shared.loss);
+                    }
+                    driven.follow(number, &mut timers, &shared.counters);
+                }
+            }
+        }
+    }
+    for driven in &mut table {
+        driven.protocol.account([None; 5], &shared.counters);
+    }
+    if let Ok(mut work) = shared.tables.lock() {
+        let table_stats = timers.table_stats();
+        work.cascades += table_stats.cascades;
+        work.connection_rearms += table_stats.postponed;
+        work.processed += table_stats.fired;
     }
 }

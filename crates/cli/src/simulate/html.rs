@@ -29,6 +29,7 @@ fn colour(result: &SimResult, i: usize) -> &'static str {
     match result.backend {
         Some(Backend::Ticktock) => PALETTE[0],
         Some(Backend::Tokio) => PALETTE[1],
+        Some(Backend::TicktockTasks) => PALETTE[2],
         None => PALETTE[2 + i % 2],
     }
 }
@@ -112,7 +113,7 @@ fn row_values(r: &SimResult) -> [f64; ROWS.len()] {
 fn summary(out: &mut String, results: &[SimResult]) {
     // With two results: `a` is ticktock's column (or the first), `b` the other.
     let pair = (results.len() == 2).then(|| {
-        let a = usize::from(results[1].backend == Some(Backend::Ticktock));
+        let a = usize::from(results[1].backend.is_some_and(|b| b != Backend::Tokio));
         (a, 1 - a)
     });
     let values: Vec<_> = results.iter().map(row_values).collect();

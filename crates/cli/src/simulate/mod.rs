@@ -1,13 +1,22 @@
 //! `ticktock simulate`: a protocol endpoint's timer load on the real timer service and the real
 //! clock, on ticktock or on tokio's own timers, side by side.
 //!
-//! C connections (tokio tasks, as a server has) each keep five timers through the sans-IO
-//! layers — idle, handshake, path validation, keep-alive ([`ticktock::TimingManager`]) and the
-//! RTO ([`ticktock::ReliabilityLayer`]) — and wait on them and on their "socket" (a wake-up
-//! from the traffic generator, [`traffic`]). On ticktock the layers sit in a
-//! [`ticktock::LayeredTimeouts`] (one service registration per connection); on tokio each kind
-//! has its own `Sleep`, reset when its deadline moves ([`connection`]). The protocol logic, the
-//! traffic and the counting are shared, so the two runs differ only in their timers.
+//! C connections each keep five timers through the sans-IO layers — idle, handshake, path
+//! validation, keep-alive ([`ticktock::TimingManager`]) and the RTO
+//! ([`ticktock::ReliabilityLayer`]) — and handle the packets and acknowledgments the traffic
+//! generator ([`traffic`]) delivers. The protocol logic, the traffic and the counting are
+//! shared; the backends differ in their timers and in the shape those timers allow
+//! ([`connection`]):
+//!
+//! - ticktock: an endpoint task per worker drives its connections from a table, as a
+//!   high-performance server does, and learns which are due from a
+//!   [`ticktock::EndpointTimers`] (one service registration per endpoint task). tokio's
+//!   `Sleep` cannot serve this shape: a sleep reports to the task that polls it, so a
+//!   million sleeps need a million polled futures.
+//! - ticktock-tasks: a task per connection with its layers in a
+//!   [`ticktock::LayeredTimeouts`] (one service registration per connection).
+//! - tokio: a task per connection with one `Sleep` per kind, reset when its deadline moves
+//!   (quinn's way).
 
 pub mod connection;
 pub mod html;
@@ -29,7 +38,7 @@ use ticktock::{Clock, Precision, TimerService};
 use self::connection::Shared;
 use self::results::{Backend, Sample, SimResult, WheelWork};
 use self::stats::{Class, Counters};
-use self::traffic::{Slot, Traffic};
+use self::traffic::{Delivery, Slot, Traffic};
 use crate::bench::service::CpuReading;
 use crate::error::CliError;
 
@@ -45,6 +54,9 @@ pub struct SimConfig {
     /// How exactly ticktock meets idle and keep-alive deadlines (tokio's are always exact).
     pub idle_precision: Precision,
 }
+
+/// Endpoint tasks of the ticktock backend: one per worker thread.
+const ENDPOINTS: usize = 2;
 
 /// Largest connection count accepted (memory: about 1.5 KiB per connection).
 pub const MAX_CONNECTIONS: usize = 2_000_000;
@@ -115,16 +127,38 @@ fn resident_bytes(field: &str) -> u64 {
 }
 
 /// Heap bytes per connection of the backend's timer state alone, measured with the counting
-/// allocator over `COUNT` connections (inline sizes added): for ticktock a
-/// `LayeredTimeouts` with its registration filed in the wheel of a one-shard service sized for
-/// them (the service is counted too), for tokio five boxed `Sleep`s, each registered (tokio's
-/// wheel is the runtime's and not counted).
+/// allocator over `COUNT` connections (inline sizes added): for ticktock an `EndpointTimers`
+/// with every connection's deadline set (its table and wheel, and a one-shard service, are
+/// counted), for ticktock-tasks a `LayeredTimeouts` with its registration filed in the wheel
+/// of a one-shard service sized for them, for tokio five boxed `Sleep`s, each registered
+/// (tokio's wheel is the runtime's and not counted).
 fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
     const COUNT: usize = 10_000;
     let noop = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(noop);
     let (heap, inline) = match backend {
         Backend::Ticktock => {
+            let reserved = crate::alloc_counter::live_bytes();
+            let service = TimerService::builder()
+                .clock(Clock::System)
+                .shards(1)
+                .capacity_per_shard(1)
+                .start()?;
+            let mut timers = ticktock::EndpointTimers::with_capacity(service.handle(), COUNT);
+            let now = timers.now();
+            for connection in 0..COUNT as u32 {
+                let deadline = now + Duration::from_millis(50 + u64::from(connection) * 7);
+                // Shutdown is impossible here: the service is alive.
+                timers.set_deadline(connection, Some(deadline)).ok();
+            }
+            let heap = crate::alloc_counter::live_bytes().saturating_sub(reserved);
+            drop(timers);
+            (
+                heap,
+                std::mem::size_of::<ticktock::EndpointTimers>() / COUNT,
+            )
+        }
+        Backend::TicktockTasks => {
             let mut all: Vec<ticktock::LayeredTimeouts> = Vec::with_capacity(COUNT);
             let reserved = crate::alloc_counter::live_bytes();
             let service = TimerService::builder()
@@ -165,6 +199,18 @@ fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
     Ok(heap as f64 / COUNT as f64 + inline as f64)
 }
 
+/// The service's clock for `backend`. The endpoint tasks' two registrations come due about
+/// every millisecond; on Linux the timerfd driver runs those passes on the worker that wakes
+/// from epoll, where the endpoint task then runs, instead of on a driver thread that has to
+/// hand each wake-up over to a worker.
+fn service_clock(backend: Backend) -> Clock {
+    match backend {
+        #[cfg(target_os = "linux")]
+        Backend::Ticktock => Clock::SystemTimerfd,
+        _ => Clock::System,
+    }
+}
+
 /// Runs one backend for `config.duration`, with a live progress line when `progress`.
 fn run_backend(
     runtime: &tokio::runtime::Runtime,
@@ -175,7 +221,7 @@ fn run_backend(
 ) -> Result<SimResult, CliError> {
     let _context = runtime.enter();
     let service = TimerService::builder()
-        .clock(Clock::System)
+        .clock(service_clock(backend))
         .shards(2)
         .capacity_per_shard(config.connections / 2 + 1)
         .start()?;
@@ -188,6 +234,7 @@ fn run_backend(
         migration: config.traffic.migration,
         idle_precision: config.idle_precision,
         stop: Arc::clone(&stop),
+        tables: std::sync::Mutex::new(WheelWork::default()),
     });
     let slots: Arc<Vec<Arc<Slot>>> = Arc::new(
         (0..config.connections)
@@ -195,18 +242,34 @@ fn run_backend(
             .collect(),
     );
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, slot) in slots.iter().enumerate() {
-        let rng = SmallRng::seed_from_u64(config.traffic.seed ^ (index as u64) << 20);
-        let (slot, shared) = (Arc::clone(slot), Arc::clone(&shared));
-        match backend {
-            Backend::Ticktock => {
+    let delivery = if backend == Backend::Ticktock {
+        let mut inboxes = Vec::new();
+        for endpoint in 0..ENDPOINTS {
+            let (inbox, events) = tokio::sync::mpsc::unbounded_channel();
+            inboxes.push(inbox);
+            tasks.spawn(connection::run_endpoint(
+                endpoint,
+                ENDPOINTS,
+                Arc::clone(&slots),
+                handle.clone(),
+                Arc::clone(&shared),
+                events,
+                config.traffic.seed,
+            ));
+        }
+        Delivery::Endpoints(inboxes)
+    } else {
+        for (index, slot) in slots.iter().enumerate() {
+            let rng = SmallRng::seed_from_u64(config.traffic.seed ^ (index as u64) << 20);
+            let (slot, shared) = (Arc::clone(slot), Arc::clone(&shared));
+            if backend == Backend::Tokio {
+                tasks.spawn(connection::run_tokio(slot, shared, rng));
+            } else {
                 tasks.spawn(connection::run_ticktock(slot, handle.clone(), shared, rng));
             }
-            Backend::Tokio => {
-                tasks.spawn(connection::run_tokio(slot, shared, rng));
-            }
         }
-    }
+        Delivery::Tasks
+    };
     // Let every connection register its first timers before the clock starts.
     runtime.block_on(async {
         while counters.opened_total() < config.connections as u64 {
@@ -214,11 +277,19 @@ fn run_backend(
         }
     });
     let rss_after_setup = resident_bytes("VmRSS:");
+    let generator_tid = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let generator = std::thread::Builder::new()
         .name("traffic".into())
         .spawn({
             let (slots, stop, traffic) = (Arc::clone(&slots), Arc::clone(&stop), config.traffic);
-            move || traffic::generate(&slots, traffic, &stop)
+            let tid = Arc::clone(&generator_tid);
+            move || {
+                tid.store(
+                    CpuReading::current_thread_id().unwrap_or(0),
+                    Ordering::Release,
+                );
+                traffic::generate(&slots, traffic, &stop, delivery)
+            }
         })
         .map_err(CliError::Thread)?;
     let bar = if progress {
@@ -242,7 +313,12 @@ fn run_backend(
         backend,
     ));
     let wall = start.elapsed();
-    let cpu = CpuReading::now()?.since(&cpu_start);
+    let cpu_end = CpuReading::now()?;
+    let cpu = cpu_end.since(&cpu_start);
+    // The generator is the simulated network, not the endpoint: its share is reported apart.
+    let generator_cpu = cpu_end
+        .thread_since(&cpu_start, generator_tid.load(Ordering::Acquire))
+        .unwrap_or_default();
     let service_end = handle.stats();
     let measured_ops = counters.ops().total().saturating_sub(ops_start);
     bar.finish_and_clear();
@@ -263,12 +339,25 @@ fn run_backend(
     let (lateness, lateness_buckets) = counters.lateness_summary(Class::Exact);
     let (idle_lateness, _) = counters.lateness_summary(Class::IdleKeepAlive);
     let wall_s = wall.as_secs_f64();
-    let wheel = (backend == Backend::Ticktock).then(|| WheelWork {
+    let service_work = WheelWork {
         cascades: service_end.cascades - service_start.cascades,
         connection_rearms: service_end.connection_rearms - service_start.connection_rearms,
         processed: service_end.processed - service_start.processed,
         driver_wakeups: service_end.driver_wakeups - service_start.driver_wakeups,
-    });
+    };
+    let wheel = match backend {
+        Backend::Tokio => None,
+        Backend::TicktockTasks => Some(service_work),
+        Backend::Ticktock => {
+            let tables = shared.tables.lock().map(|work| *work).unwrap_or_default();
+            Some(WheelWork {
+                cascades: service_work.cascades + tables.cascades,
+                connection_rearms: service_work.connection_rearms + tables.connection_rearms,
+                processed: service_work.processed + tables.processed,
+                driver_wakeups: service_work.driver_wakeups,
+            })
+        }
+    };
     Ok(SimResult {
         backend: Some(backend),
         connections: config.connections as u64,
@@ -288,6 +377,9 @@ fn run_backend(
         lateness_buckets,
         cpu_s: cpu.as_secs_f64(),
         cpu_ns_per_op: cpu.as_nanos() as f64 / measured_ops.max(1) as f64,
+        generator_cpu_s: generator_cpu.as_secs_f64(),
+        endpoint_cpu_ns_per_op: cpu.saturating_sub(generator_cpu).as_nanos() as f64
+            / measured_ops.max(1) as f64,
         peak_rss_bytes: rss_after_setup.max(resident_bytes("VmHWM:")),
         timer_bytes_per_connection: timer_bytes,
         samples,
@@ -420,7 +512,7 @@ pub fn write_table(
             .as_ref()
             .map_or(f64::NAN, |wheel| field(wheel) as f64)
     }
-    let rows: [Row; 24] = [
+    let rows: [Row; 26] = [
         ("timer ops/s", |r| r.ops_per_sec, true),
         ("  armed", |r| r.ops.armed as f64, false),
         ("  postponed", |r| r.ops.postponed as f64, false),
@@ -471,6 +563,16 @@ pub fn write_table(
         ("CPU (s)", |r| r.cpu_s, false),
         ("CPU ns per timer op", |r| r.cpu_ns_per_op, false),
         (
+            "  of which the traffic generator (s)",
+            |r| r.generator_cpu_s,
+            false,
+        ),
+        (
+            "CPU ns per timer op, without the generator",
+            |r| r.endpoint_cpu_ns_per_op,
+            false,
+        ),
+        (
             "timer state bytes per connection",
             |r| r.timer_bytes_per_connection,
             false,
@@ -512,7 +614,9 @@ pub fn write_table(
         out,
         "\nratio: in ticktock's favour above 1 (ticktock / tokio for ops/s, tokio / ticktock for costs). \
          Timer operations are what the protocol asked for (the same traffic asks for the same ones on \
-         either backend); CPU is the whole process's, traffic generator included."
+         either backend). CPU is the whole process's; the row without the generator leaves out the \
+         traffic generator's thread (the simulated network), which on tokio also does the tasks' \
+         wake-ups."
     )?;
     Ok(())
 }
@@ -538,10 +642,11 @@ mod tests {
     }
 
     #[test]
-    fn both_backends_run_the_same_traffic_with_figures_that_add_up() {
+    fn every_backend_runs_the_same_traffic_with_figures_that_add_up() {
         let config = tiny();
-        let results = run(&config, &[Backend::Ticktock, Backend::Tokio], false).expect("run");
-        assert_eq!(results.len(), 2);
+        let backends = [Backend::Ticktock, Backend::TicktockTasks, Backend::Tokio];
+        let results = run(&config, &backends, false).expect("run");
+        assert_eq!(results.len(), 3);
         for result in &results {
             let name = result.backend.map_or("?", Backend::name);
             assert_eq!(result.lateness.early, 0, "{name} fired early");
@@ -561,7 +666,12 @@ mod tests {
             );
             assert_eq!(
                 result.wheel.is_some(),
-                result.backend == Some(Backend::Ticktock)
+                result.backend != Some(Backend::Tokio)
+            );
+            assert!(
+                result.endpoint_cpu_ns_per_op > 0.0
+                    && result.endpoint_cpu_ns_per_op <= result.cpu_ns_per_op,
+                "{name}"
             );
             assert!(result.lateness.p50_us <= result.lateness.p99_us);
             assert!(result.lateness.p99_us <= result.lateness.max_us);
@@ -569,6 +679,7 @@ mod tests {
             assert!(result.ops_per_sec > 0.0 && result.cpu_ns_per_op > 0.0);
             assert!(result.timer_bytes_per_connection > 0.0);
         }
+        let results = [results[0].clone(), results[2].clone()];
         let mut table = Vec::new();
         write_table(&mut table, &config, &results).expect("table");
         let table = String::from_utf8(table).expect("utf-8");

@@ -4,10 +4,15 @@ use serde::Serialize;
 
 /// Which timers carry the connections' timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Backend {
-    /// `LayeredTimeouts` on the ticktock timer service: one registration per connection.
+    /// Endpoint tasks (one per worker) that drive their connections from a table, with every
+    /// connection's earliest deadline in an `EndpointTimers` (one service registration per
+    /// endpoint task): the design ticktock is for.
     Ticktock,
+    /// A task per connection with its layers in a `LayeredTimeouts` (one service registration
+    /// per connection): ticktock in tokio's shape, for comparison.
+    TicktockTasks,
     /// tokio's own timer: one `Sleep` per timer kind per connection, reset when its deadline
     /// moves (as quinn re-arms its timers).
     Tokio,
@@ -18,6 +23,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ticktock => "ticktock",
+            Self::TicktockTasks => "ticktock-tasks",
             Self::Tokio => "tokio",
         }
     }
@@ -46,7 +52,8 @@ impl OpCounts {
     }
 }
 
-/// The ticktock service's own work over the measured part of a run.
+/// The ticktock wheels' own work: the service's over the measured part of a run, and for the
+/// endpoint backend the endpoint tables' over the whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WheelWork {
     /// Timers the wheels moved down a level without firing them.
@@ -126,6 +133,12 @@ pub struct SimResult {
     pub cpu_s: f64,
     /// CPU nanoseconds per timer operation.
     pub cpu_ns_per_op: f64,
+    /// CPU time of the traffic generator's thread over the measured part, in seconds (0 where
+    /// per-thread times are unavailable).
+    pub generator_cpu_s: f64,
+    /// CPU nanoseconds per timer operation without the traffic generator's thread: the
+    /// endpoint's own cost.
+    pub endpoint_cpu_ns_per_op: f64,
     /// Peak resident memory of the process, in bytes (VmHWM; 0 where unavailable).
     pub peak_rss_bytes: u64,
     /// Memory of the timer state per connection, in bytes: heap (counted by the allocator) and

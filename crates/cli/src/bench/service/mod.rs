@@ -131,6 +131,26 @@ impl CpuReading {
         }
     }
 
+    /// CPU time thread `tid` used from `earlier` to this reading; `None` when readings are not
+    /// per thread or this one does not have the thread.
+    pub fn thread_since(&self, earlier: &Self, tid: u64) -> Option<Duration> {
+        match (self, earlier) {
+            (Self::PerThread(now), Self::PerThread(then)) => {
+                let now = now.get(&tid)?;
+                Some(Duration::from_nanos(
+                    now.saturating_sub(then.get(&tid).copied().unwrap_or(0)),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The kernel's id of the calling thread (`/proc/thread-self`), if it can be read.
+    pub fn current_thread_id() -> Option<u64> {
+        let link = std::fs::read_link("/proc/thread-self").ok()?;
+        link.file_name()?.to_str()?.parse().ok()
+    }
+
     /// CPU time used from `earlier` to this reading. A thread that started in between counts
     /// in full; one that ended in between is missing.
     pub fn since(&self, earlier: &Self) -> Duration {

@@ -1,0 +1,224 @@
+//! [`EndpointTimers`]: the timers of every connection an endpoint task drives itself, on one
+//! registration with the timer service.
+//!
+//! # Design
+//!
+//! A server that holds its connections in a table and drives them from one task per core
+//! (quinn-proto's `Endpoint`, a game server's loop) has no task per connection to wake. It
+//! needs to learn which connections are due. The deadlines live in a [`TimerTable`]: the
+//! earliest deadline of each connection, one wheel entry each, owned by the endpoint task and
+//! touched by nobody else, so setting a deadline takes no lock and no atomic operation. The
+//! table's own next deadline is one [`Registration`] with the service, which wakes the task
+//! when it comes. Per connection that is the table's 56 bytes; the registration is one per
+//! endpoint.
+//!
+//! - Setting a connection's deadline later is a store in its row. Earlier is an O(1) reset of
+//!   its entry in the table's wheel, and, only when it is earlier than everything else the
+//!   table holds, a reset of the registration under the shard's lock.
+//! - [`poll_expired`](EndpointTimers::poll_expired) reads no clock unless the registration came
+//!   due. Then it reads the clock once, polls the table up to the current tick, and points the
+//!   registration at the table's next deadline.
+//!
+//! # Invariants
+//!
+//! - The registration is filed at or before the table's next deadline (`filed` records the
+//!   tick), so the service wakes the task no later than any connection's deadline.
+//! - A connection is reported only when its deadline tick is at or before the current tick,
+//!   which the service's clock maps to instants by rounding deadlines up: never early.
+
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+
+use ticktock_wheel::{TimerTable, coarse_deadline};
+
+use crate::error::Shutdown;
+use crate::handoff::UNSET;
+use crate::layers::LayerDeadlines;
+use crate::registration::Registration;
+use crate::service::TimerHandle;
+
+/// The deadlines of every connection an endpoint task drives, on one service registration.
+///
+/// Connections are numbered by the endpoint (the index in its connection table). Each has one
+/// deadline: the earliest of its timers, as its layers report it
+/// ([`TimeoutLayer::next_deadlines`](crate::TimeoutLayer::next_deadlines)). When that passes,
+/// [`expired`](Self::expired) hands out the connection's number, and the connection checks its
+/// own timers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use ticktock::{EndpointTimers, TimerService};
+///
+/// let service = TimerService::builder().start()?;
+/// let mut timers = EndpointTimers::with_capacity(service.handle(), 2);
+/// let now = timers.now();
+/// timers.set_deadline(0, Some(now + Duration::from_secs(30)))?; // connection 0: idle
+/// timers.set_deadline(1, Some(now + Duration::from_millis(200)))?; // connection 1: an RTO
+///
+/// let mut due = Vec::new();
+/// timers.expired(&mut due).await?;
+/// assert_eq!(due, [1]);
+/// assert!(timers.now() >= now + Duration::from_millis(200));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EndpointTimers {
+    table: TimerTable,
+    registration: Registration,
+    /// The tick the registration was last pointed at (`UNSET`: nothing to wait for).
+    filed: u64,
+}
+
+impl EndpointTimers {
+    /// No connections yet, on the service behind `handle`.
+    #[must_use]
+    pub fn new(handle: TimerHandle) -> Self {
+        Self::with_capacity(handle, 0)
+    }
+
+    /// Room for connections `0..connections` without allocating.
+    #[must_use]
+    pub fn with_capacity(handle: TimerHandle, connections: usize) -> Self {
+        Self {
+            table: TimerTable::with_capacity(connections),
+            registration: Registration::new(handle),
+            filed: UNSET,
+        }
+    }
+
+    /// The service's current time.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.registration.handle().now()
+    }
+
+    /// Connections with a deadline.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no connection has a deadline.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Sets `connection`'s deadline to the earlier of its layers' exact and coarse deadlines,
+    /// the coarse one rounded up within its slack (so it fires at a wheel slot boundary);
+    /// neither means it has none.
+    ///
+    /// # Errors
+    /// [`Shutdown`] when the deadline is the earliest of the table and the service stopped.
+    #[inline]
+    pub fn set(&mut self, connection: u32, deadlines: LayerDeadlines) -> Result<(), Shutdown> {
+        let exact = deadlines
+            .exact
+            .map_or(UNSET, |deadline| self.registration.tick_of(deadline));
+        let coarse = deadlines.coarse.map_or(UNSET, |coarse| {
+            coarse_deadline(
+                self.registration.tick_of(coarse.deadline),
+                self.registration.ticks_in(coarse.slack),
+            )
+        });
+        self.set_tick(connection, exact.min(coarse))
+    }
+
+    /// Sets `connection`'s deadline, met in its own tick (`None`: it has none).
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    #[inline]
+    pub fn set_deadline(
+        &mut self,
+        connection: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), Shutdown> {
+        let tick = deadline.map_or(UNSET, |deadline| self.registration.tick_of(deadline));
+        self.set_tick(connection, tick)
+    }
+
+    #[inline]
+    fn set_tick(&mut self, connection: u32, tick: u64) -> Result<(), Shutdown> {
+        self.table.set(connection, Some(tick));
+        if tick < self.filed {
+            self.filed = tick;
+            self.registration.follow(tick)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets `connection`'s deadline and frees its wheel entry (for a connection that
+    /// closes).
+    pub fn remove(&mut self, connection: u32) {
+        self.table.remove(connection);
+    }
+
+    /// `connection`'s deadline, rounded up to the start of a tick (so never before the deadline
+    /// that was set).
+    #[must_use]
+    pub fn deadline(&self, connection: u32) -> Option<Instant> {
+        let ticks = &self.registration.handle().inner.ticks;
+        self.table
+            .deadline(connection)
+            .map(|tick| ticks.instant(tick))
+    }
+
+    /// The table's wheel counters; its `postponed` counts entries filed at a later deadline
+    /// because their connection had moved on (no wake-up, no report).
+    #[must_use]
+    pub fn table_stats(&self) -> ticktock_wheel::WheelStats {
+        self.table.stats()
+    }
+
+    /// Waits until at least one connection is due and appends the due ones to `out`; returns
+    /// how many. Each is reported once: set its deadline again after handling it. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`Shutdown`] when the service stopped.
+    pub async fn expired(&mut self, out: &mut Vec<u32>) -> Result<usize, Shutdown> {
+        poll_fn(|cx| self.poll_expired(cx, out)).await
+    }
+
+    /// Polls for due connections (for hand-written futures and `select!` loops); see
+    /// [`expired`](Self::expired).
+    ///
+    /// # Errors
+    /// [`Shutdown`] when the service stopped.
+    pub fn poll_expired(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u32>,
+    ) -> Poll<Result<usize, Shutdown>> {
+        self.registration.register_waker(cx.waker());
+        // Not due by the tick of the driver's last pass: nothing to poll, and no clock to read.
+        // A fire after this check sets `due` and wakes the waker registered above.
+        if !self.registration.is_due()
+            && (self.filed == UNSET || self.registration.passed_before(self.filed))
+        {
+            return if self.registration.is_shut_down() {
+                Poll::Ready(Err(Shutdown))
+            } else {
+                Poll::Pending
+            };
+        }
+        self.registration.clear_due();
+        let now = self.registration.now_tick();
+        let count = self.table.poll(now, out);
+        self.filed = self.table.next_deadline().unwrap_or(UNSET);
+        let followed = self.registration.follow(self.filed);
+        if count > 0 {
+            return Poll::Ready(Ok(count));
+        }
+        match followed {
+            Err(shutdown) => Poll::Ready(Err(shutdown)),
+            Ok(()) if self.registration.is_shut_down() => Poll::Ready(Err(Shutdown)),
+            Ok(()) => Poll::Pending,
+        }
+    }
+}

@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
-use ticktock_wheel::{TimerTable, coarse_deadline};
+use ticktock_wheel::TimerTable;
 
 use crate::error::Shutdown;
 use crate::handoff::UNSET;
@@ -117,16 +117,8 @@ impl EndpointTimers {
     /// [`Shutdown`] when the deadline is the earliest of the table and the service stopped.
     #[inline]
     pub fn set(&mut self, connection: u32, deadlines: LayerDeadlines) -> Result<(), Shutdown> {
-        let exact = deadlines
-            .exact
-            .map_or(UNSET, |deadline| self.registration.tick_of(deadline));
-        let coarse = deadlines.coarse.map_or(UNSET, |coarse| {
-            coarse_deadline(
-                self.registration.tick_of(coarse.deadline),
-                self.registration.ticks_in(coarse.slack),
-            )
-        });
-        self.set_tick(connection, exact.min(coarse))
+        let tick = self.registration.tick_for(deadlines);
+        self.set_tick(connection, tick)
     }
 
     /// Sets `connection`'s deadline, met in its own tick (`None`: it has none).

@@ -19,7 +19,10 @@ use std::task::Waker;
 use tokio::time::Instant;
 
 use crate::error::Shutdown;
+use ticktock_wheel::coarse_deadline;
+
 use crate::handoff::{ConnectionShared, UNSET};
+use crate::layers::LayerDeadlines;
 use crate::service::{Inner, TimerHandle};
 use crate::shard::{self, Entry};
 use crate::stats::Counters;
@@ -56,6 +59,19 @@ impl Registration {
     #[inline]
     pub(crate) fn tick_of(&self, deadline: Instant) -> u64 {
         self.handle.inner.ticks.ceil(deadline)
+    }
+
+    /// The tick to file at for `deadlines`: the earlier of the exact deadline's tick and the
+    /// coarse deadline's tick rounded up to the wheel granularity its slack allows.
+    #[inline]
+    pub(crate) fn tick_for(&self, deadlines: LayerDeadlines) -> u64 {
+        let exact = deadlines
+            .exact
+            .map_or(UNSET, |deadline| self.tick_of(deadline));
+        let coarse = deadlines.coarse.map_or(UNSET, |coarse| {
+            coarse_deadline(self.tick_of(coarse.deadline), self.ticks_in(coarse.slack))
+        });
+        exact.min(coarse)
     }
 
     /// Whole ticks in `duration`.

@@ -29,10 +29,8 @@ use tokio::time::Instant;
 use super::scheduler::{LayerGuard, LayerId, SchedulerStats, UnifiedScheduler};
 use super::{LayerDeadlines, TimeoutCheckResult, TimeoutLayer};
 use crate::error::Shutdown;
-use crate::handoff::UNSET;
 use crate::registration::Registration;
 use crate::service::TimerHandle;
-use ticktock_wheel::coarse_deadline;
 
 /// How close (in ticks) the registration's entry must be before a poll publishes a postponed
 /// deadline: two level-1 rotations. An entry further away sits on level 2 or higher, whose slot
@@ -142,22 +140,6 @@ impl LayeredTimeouts {
         }
     }
 
-    /// The tick the registration belongs at for `deadlines`: the exact one's tick, or the
-    /// coarse one's rounded up within its slack ([`coarse_deadline`]), whichever comes first.
-    #[inline]
-    fn tick_for(&self, deadlines: LayerDeadlines) -> u64 {
-        let exact = deadlines
-            .exact
-            .map_or(UNSET, |deadline| self.registration.tick_of(deadline));
-        let coarse = deadlines.coarse.map_or(UNSET, |coarse| {
-            coarse_deadline(
-                self.registration.tick_of(coarse.deadline),
-                self.registration.ticks_in(coarse.slack),
-            )
-        });
-        exact.min(coarse)
-    }
-
     /// Whether neither unified deadline is earlier than the registration was filed for; if so,
     /// the scheduler's flag is cleared, so the next polls can tell from it alone (until a
     /// deadline moves earlier than it is now, which keeps it not earlier than filed).
@@ -175,7 +157,7 @@ impl LayeredTimeouts {
     /// Points the registration at the unified deadlines, whatever it was filed at.
     fn file_unified(&mut self) {
         let deadlines = self.scheduler.unified_deadlines();
-        let tick = self.tick_for(deadlines);
+        let tick = self.registration.tick_for(deadlines);
         self.filed_for = deadlines;
         self.filed_tick = tick;
         self.scheduler.clear_moved_earlier();
@@ -260,7 +242,7 @@ impl LayeredTimeouts {
                     // away than PUBLISH_WITHIN is not touched by the driver for thousands of
                     // ticks, so a later packet's poll tells it instead (or, if none comes,
                     // the entry wakes this task once and is filed again).
-                    let wanted = self.tick_for(deadlines);
+                    let wanted = self.registration.tick_for(deadlines);
                     self.registration.follow(wanted).ok();
                     self.filed_for = deadlines;
                     self.scheduler.clear_moved_earlier();
@@ -273,7 +255,7 @@ impl LayeredTimeouts {
         self.registration.register_waker(cx.waker());
         self.waker = Some(cx.waker().clone());
         let deadlines = self.scheduler.unified_deadlines();
-        let tick = self.tick_for(deadlines);
+        let tick = self.registration.tick_for(deadlines);
         // Due by the coarse clock means due by the real one, which the layers are then given.
         if tick <= coarse {
             let results = self.check_timeouts(self.now());

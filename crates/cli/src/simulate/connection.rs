@@ -446,26 +446,29 @@ pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) 
     }
 }
 
-/// One connection an endpoint task drives: its layers, protocol state and random source.
+/// One connection an endpoint task drives: its layers, protocol state and random source, in
+/// one place, as a table row is.
 struct Driven {
     timing: TimingManager,
     reliability: ReliabilityLayer,
     protocol: Protocol,
+    /// The slot's random source: it carries on into the slot's next connection.
+    rng: SmallRng,
 }
 
 impl Driven {
-    fn open(now: Instant, shared: &Shared) -> Self {
+    /// A new connection; its first deadlines are counted by the [`follow`](Self::follow) that
+    /// hands them to the timers.
+    fn open(now: Instant, shared: &Shared, rng: SmallRng) -> Self {
         shared.counters.opened();
-        let mut driven = Self {
+        Self {
             timing: TimingManager::new(timing_config(), now)
                 .with_precision(TimeoutEvent::IdleTimeout, shared.idle_precision)
                 .with_precision(TimeoutEvent::KeepAlive, shared.idle_precision),
             reliability: ReliabilityLayer::new(reliability_config()),
             protocol: Protocol::new(),
-        };
-        let current = deadlines(&driven.timing, &driven.reliability);
-        driven.protocol.account(current, &shared.counters);
-        driven
+            rng,
+        }
     }
 
     /// Counts the operations of the last event and hands the connection's earliest deadlines
@@ -474,7 +477,8 @@ impl Driven {
         let current = deadlines(&self.timing, &self.reliability);
         self.protocol.account(current, counters);
         let timing = self.timing.next_deadlines();
-        let exact = match (timing.exact, self.reliability.next_deadline()) {
+        // The RTO, read once above, is the reliability layer's only deadline.
+        let exact = match (timing.exact, current[4]) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -505,12 +509,14 @@ pub async fn run_endpoint(
 ) {
     let count = slots.len().saturating_sub(endpoint).div_ceil(endpoints);
     let slot_of = |number: usize| number * endpoints + endpoint;
-    let mut timers = EndpointTimers::with_capacity(handle.clone(), count);
-    let mut rngs: Vec<SmallRng> = (0..count)
-        .map(|number| rand::SeedableRng::seed_from_u64(seed ^ (slot_of(number) as u64) << 20))
-        .collect();
+    let mut timers = EndpointTimers::with_capacity(handle, count);
     let now = timers.now();
-    let mut table: Vec<Driven> = (0..count).map(|_| Driven::open(now, &shared)).collect();
+    let mut table: Vec<Driven> = (0..count)
+        .map(|number| {
+            let rng = rand::SeedableRng::seed_from_u64(seed ^ (slot_of(number) as u64) << 20);
+            Driven::open(now, &shared, rng)
+        })
+        .collect();
     for (number, driven) in table.iter_mut().enumerate() {
         driven.follow(number as u32, &mut timers, &shared.counters);
     }
@@ -523,18 +529,19 @@ pub async fn run_endpoint(
                     break;
                 }
                 let now = timers.now();
-                for number in std::mem::take(&mut due) {
+                for number in due.drain(..) {
                     let index = number as usize;
                     let driven = &mut table[index];
                     let results = [
                         driven.timing.check_timeouts(now),
                         driven.reliability.check_timeouts(now),
                     ];
-                    let close = settle(&results, &mut driven.protocol, &mut rngs[index], now, shared.loss, &shared.counters);
+                    let close = settle(&results, &mut driven.protocol, &mut driven.rng, now, shared.loss, &shared.counters);
                     if close.is_some() {
                         driven.protocol.account([None; 5], &shared.counters);
                         slots[slot_of(index)].generation.fetch_add(1, Ordering::Release);
-                        *driven = Driven::open(now, &shared);
+                        let rng = driven.rng.clone();
+                        *driven = Driven::open(now, &shared, rng);
                     }
                     driven.follow(number, &mut timers, &shared.counters);
                 }
@@ -545,17 +552,15 @@ pub async fn run_endpoint(
                 let now = timers.now();
                 for event in batch {
                     let index = (event & !ACK) as usize / endpoints;
-                    let number = index as u32;
                     let driven = &mut table[index];
                     if event & ACK != 0 {
                         acknowledge(&mut driven.reliability, &driven.protocol, now);
                     } else {
                         shared.counters.packet();
-                        let rng = &mut rngs[index];
-                        receive(&mut driven.timing, &mut driven.protocol, rng, now, shared.migration);
-                        exchange(&mut driven.reliability, &mut driven.protocol, rng, now, shared.loss);
+                        receive(&mut driven.timing, &mut driven.protocol, &mut driven.rng, now, shared.migration);
+                        exchange(&mut driven.reliability, &mut driven.protocol, &mut driven.rng, now, shared.loss);
                     }
-                    driven.follow(number, &mut timers, &shared.counters);
+                    driven.follow(index as u32, &mut timers, &shared.counters);
                 }
             }
         }

@@ -90,7 +90,54 @@ fn compare_json_has_both_backends_with_figures_that_add_up() {
             samples.iter().all(|s| u64_of(s, "fired") <= fired),
             "{name}"
         );
+        // Saturated by default: no generator thread, the endpoints draw their own packets.
+        assert!(r["generator_cpu_s"].is_null(), "{name}");
+        assert!(r["endpoint_cpu_ns_per_op"].is_null(), "{name}");
     }
+    // ticktock's endpoints handle every packet they draw.
+    assert_eq!(
+        u64_of(&results[0], "packets"),
+        u64_of(&results[0], "packets_offered")
+    );
+}
+
+/// ticktock alone on a tiny paced load.
+const TINY_PACED: [&str; 6] = [
+    "--connections",
+    "2000",
+    "--duration",
+    "1s",
+    "--packet-rate",
+    "20",
+];
+
+#[test]
+fn a_paced_run_reports_its_generator_apart() {
+    let output = ticktock(&[&TINY_PACED[..], &["--json"]].concat());
+    assert!(output.status.success(), "{}", printed(&output));
+    let results: Vec<Value> =
+        serde_json::from_slice(&output.stdout).expect("stdout is one JSON array");
+    let [r] = &results[..] else {
+        panic!("one backend expected: {results:?}")
+    };
+    assert_eq!(r["backend"], "ticktock");
+    let (cpu, generator) = (f64_of(r, "cpu_s"), f64_of(r, "generator_cpu_s"));
+    assert!((0.0..cpu).contains(&generator), "{generator} of {cpu}");
+    let endpoint = f64_of(r, "endpoint_cpu_ns_per_op");
+    assert!(
+        0.0 < endpoint && endpoint <= f64_of(r, "cpu_ns_per_op"),
+        "{r}"
+    );
+    // 2,000 connections at 20 packets/s for about a second: the offered load, not more.
+    let offered = u64_of(r, "packets_offered");
+    assert!((5_000..60_000).contains(&offered), "{offered}");
+    assert!(u64_of(r, "packets") <= offered);
+
+    let table = ticktock(&TINY_PACED);
+    assert!(table.status.success(), "{}", printed(&table));
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    assert!(stdout.contains("· 20 packets/s each,"), "{stdout}");
+    assert!(stdout.contains("| CPU ns per timer op, without the generator |"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! compared with the previous ones, which is where timer operations are counted — by what the
 //! protocol asked for, so both backends count the same operations for the same traffic.
 //! - ticktock: endpoint tasks (one per worker) own their connections in a table and get
-//!   each batch of packets from the generator; every connection's earliest deadline is a row
+//!   each batch of packets from their inbox (see [`Inbox`]); every connection's earliest deadline is a row
 //!   of an `EndpointTimers` (one service registration per endpoint task), which hands back the
 //!   connections that are due.
 //! - ticktock-tasks: a task per connection, its layers in a `LayeredTimeouts` (one service
@@ -32,7 +32,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::results::WheelWork;
 use super::stats::{Class, Counters, Op};
-use super::traffic::{ACK, Slot};
+use super::traffic::{ACK, BATCH, Slot, Slots, Source};
 
 /// The timer kinds, in deadline-array order.
 pub const KINDS: [TimeoutEvent; 5] = [
@@ -259,6 +259,8 @@ pub struct Shared {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// The endpoint tables' wheel work, added by each endpoint task as it ends.
     pub tables: std::sync::Mutex<WheelWork>,
+    /// Packets the saturated sources drew, added by each endpoint or dispatcher as it ends.
+    pub offered: std::sync::atomic::AtomicU64,
 }
 
 /// Waits for the next packet; `false` when it was the run's end that woke the connection.
@@ -275,11 +277,13 @@ async fn acknowledgment(slot: &Slot, shared: &Shared) -> bool {
 
 /// Runs connections in `slot` on the ticktock service until the run stops.
 pub async fn run_ticktock(
-    slot: Arc<Slot>,
+    slots: Arc<Slots>,
+    index: usize,
     handle: TimerHandle,
     shared: Arc<Shared>,
     mut rng: SmallRng,
 ) {
+    let slot = &slots.wakes[index];
     while !shared.stop.load(Ordering::Relaxed) {
         shared.counters.opened();
         let mut timeouts = LayeredTimeouts::new(handle.clone());
@@ -303,7 +307,7 @@ pub async fn run_ticktock(
                 break None;
             }
             tokio::select! {
-                running = packet(&slot, &shared) => {
+                running = packet(slot, &shared) => {
                     if !running {
                         break None;
                     }
@@ -318,7 +322,7 @@ pub async fn run_ticktock(
                         current[4] = layer.next_deadline();
                     }
                 }
-                running = acknowledgment(&slot, &shared) => {
+                running = acknowledgment(slot, &shared) => {
                     if !running {
                         break None;
                     }
@@ -345,7 +349,7 @@ pub async fn run_ticktock(
         if close.is_none() {
             break;
         }
-        slot.generation.fetch_add(1, Ordering::Release);
+        slots.reopened(index);
     }
 }
 
@@ -395,7 +399,8 @@ impl Sleeps {
 }
 
 /// Runs connections in `slot` on tokio's timer until the run stops.
-pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) {
+pub async fn run_tokio(slots: Arc<Slots>, index: usize, shared: Arc<Shared>, mut rng: SmallRng) {
+    let slot = &slots.wakes[index];
     while !shared.stop.load(Ordering::Relaxed) {
         shared.counters.opened();
         let now = Instant::now();
@@ -411,7 +416,7 @@ pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) 
                 break None;
             }
             tokio::select! {
-                running = packet(&slot, &shared) => {
+                running = packet(slot, &shared) => {
                     if !running {
                         break None;
                     }
@@ -420,7 +425,7 @@ pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) 
                     receive(&mut timing, &mut protocol, &mut rng, now, shared.migration);
                     exchange(&mut reliability, &mut protocol, &mut rng, now, shared.loss);
                 }
-                running = acknowledgment(&slot, &shared) => {
+                running = acknowledgment(slot, &shared) => {
                     if !running {
                         break None;
                     }
@@ -442,7 +447,7 @@ pub async fn run_tokio(slot: Arc<Slot>, shared: Arc<Shared>, mut rng: SmallRng) 
         if close.is_none() {
             break;
         }
-        slot.generation.fetch_add(1, Ordering::Release);
+        slots.reopened(index);
     }
 }
 
@@ -495,16 +500,52 @@ impl Driven {
     }
 }
 
+/// Where an endpoint task's packets come from.
+pub enum Inbox {
+    /// The generator thread's batches, one per millisecond (a paced run).
+    Generator(UnboundedReceiver<Vec<u32>>),
+    /// Drawn by the endpoint itself, a batch as soon as the last one is handled (a saturated
+    /// run).
+    Saturated(Box<Source>),
+}
+
+impl Inbox {
+    /// Waits for the next batch of events and puts it in `batch`; `false` when the run ended.
+    /// A saturated inbox first yields until the worker next polls its drivers, so the timerfd
+    /// (and the runtime's other work) get their turn between batches: the endpoint handles
+    /// its batches inline and has no woken tasks to let run first.
+    async fn next(&mut self, slots: &Slots, shared: &Shared, batch: &mut Vec<u32>) -> bool {
+        match self {
+            Self::Generator(inbox) => match inbox.recv().await {
+                Some(events) => {
+                    *batch = events;
+                    true
+                }
+                None => false,
+            },
+            Self::Saturated(source) => {
+                tokio::task::yield_now().await;
+                if shared.stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                batch.clear();
+                source.draw(slots, Instant::now(), BATCH, batch);
+                true
+            }
+        }
+    }
+}
+
 /// Runs endpoint task `endpoint` of `endpoints`: it drives connections `endpoint`,
 /// `endpoint + endpoints`, … (its connection `n` is slot `n * endpoints + endpoint`) from a
-/// table, with their deadlines in one `EndpointTimers`, until the generator stops sending.
+/// table, with their deadlines in one `EndpointTimers`, until its inbox ends.
 pub async fn run_endpoint(
     endpoint: usize,
     endpoints: usize,
-    slots: Arc<Vec<Arc<Slot>>>,
+    slots: Arc<Slots>,
     handle: TimerHandle,
     shared: Arc<Shared>,
-    mut inbox: UnboundedReceiver<Vec<u32>>,
+    mut inbox: Inbox,
     seed: u64,
 ) {
     let count = slots.len().saturating_sub(endpoint).div_ceil(endpoints);
@@ -521,6 +562,7 @@ pub async fn run_endpoint(
         driven.follow(number as u32, &mut timers, &shared.counters);
     }
     let mut due = Vec::new();
+    let mut batch = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -539,18 +581,20 @@ pub async fn run_endpoint(
                     let close = settle(&results, &mut driven.protocol, &mut driven.rng, now, shared.loss, &shared.counters);
                     if close.is_some() {
                         driven.protocol.account([None; 5], &shared.counters);
-                        slots[slot_of(index)].generation.fetch_add(1, Ordering::Release);
+                        slots.reopened(slot_of(index));
                         let rng = driven.rng.clone();
                         *driven = Driven::open(now, &shared, rng);
                     }
                     driven.follow(number, &mut timers, &shared.counters);
                 }
             }
-            batch = inbox.recv() => {
-                let Some(batch) = batch else { break };
-                // A batch is what arrived in one millisecond: one clock read for all of it.
+            running = inbox.next(&slots, &shared, &mut batch) => {
+                if !running {
+                    break;
+                }
+                // A batch is what one read returns: one clock read for all of it.
                 let now = timers.now();
-                for event in batch {
+                for event in batch.drain(..) {
                     let index = (event & !ACK) as usize / endpoints;
                     let driven = &mut table[index];
                     if event & ACK != 0 {
@@ -568,10 +612,56 @@ pub async fn run_endpoint(
     for driven in &mut table {
         driven.protocol.account([None; 5], &shared.counters);
     }
+    if let Inbox::Saturated(source) = &inbox {
+        shared
+            .offered
+            .fetch_add(source.offered(), Ordering::Relaxed);
+    }
     if let Ok(mut work) = shared.tables.lock() {
         let table_stats = timers.table_stats();
         work.cascades += table_stats.cascades;
         work.connection_rearms += table_stats.postponed;
         work.processed += table_stats.fired;
     }
+}
+
+/// Lets the worker's queued tasks run once: wakes the current task and returns pending once,
+/// which puts it at the back of its worker's run queue, behind the connections it just woke,
+/// as quinn's endpoint driver yields when its read budget is spent. (`tokio::task::yield_now`
+/// would defer the task until the worker next polls its driver, after up to 61 other tasks,
+/// so a driver reading faster than its connections run would grow the queue without end.)
+async fn yield_to_queue() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+/// In a saturated run of a task-per-connection backend, draws `source`'s batches and wakes
+/// each event's connection, as quinn's endpoint driver hands each datagram to its
+/// connection's task; yields after each batch so the woken connections run. Ends with the run.
+pub async fn run_dispatcher(mut source: Source, slots: Arc<Slots>, shared: Arc<Shared>) {
+    let mut batch = Vec::with_capacity(2 * BATCH);
+    while !shared.stop.load(Ordering::Relaxed) {
+        batch.clear();
+        source.draw(&slots, Instant::now(), BATCH, &mut batch);
+        for &event in &batch {
+            let slot = &slots.wakes[(event & !ACK) as usize];
+            if event & ACK != 0 {
+                slot.ack.notify_one();
+            } else {
+                slot.packet.notify_one();
+            }
+        }
+        yield_to_queue().await;
+    }
+    shared
+        .offered
+        .fetch_add(source.offered(), Ordering::Relaxed);
 }

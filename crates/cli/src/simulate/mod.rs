@@ -3,10 +3,12 @@
 //!
 //! C connections each keep five timers through the sans-IO layers — idle, handshake, path
 //! validation, keep-alive ([`ticktock::TimingManager`]) and the RTO
-//! ([`ticktock::ReliabilityLayer`]) — and handle the packets and acknowledgments the traffic
-//! generator ([`traffic`]) delivers. The protocol logic, the traffic and the counting are
-//! shared; the backends differ in their timers and in the shape those timers allow
-//! ([`connection`]):
+//! ([`ticktock::ReliabilityLayer`]) — and handle the packets and acknowledgments of the
+//! traffic model ([`traffic`]): by default a saturated load, where each endpoint reads its next
+//! packets as soon as it has handled the last, so the run measures what a backend sustains;
+//! with `--packet-rate`, a paced load from a generator thread. The protocol logic, the traffic
+//! and the counting are shared; the backends differ in their timers and in the shape those
+//! timers allow ([`connection`]):
 //!
 //! - ticktock: an endpoint task per worker drives its connections from a table, as a
 //!   high-performance server does, and learns which are due from a
@@ -35,10 +37,10 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use ticktock::{Clock, Precision, TimerService};
 
-use self::connection::Shared;
+use self::connection::{Inbox, Shared};
 use self::results::{Backend, Sample, SimResult, WheelWork};
 use self::stats::{Class, Counters};
-use self::traffic::{Delivery, Slot, Traffic};
+use self::traffic::{Delivery, Slots, Traffic};
 use crate::bench::service::CpuReading;
 use crate::error::CliError;
 
@@ -81,10 +83,11 @@ impl SimConfig {
             ));
         }
         let traffic = &self.traffic;
-        if !(traffic.packet_rate > 0.0 && traffic.packet_rate <= 10_000.0) {
+        if let Some(rate) = traffic.packet_rate
+            && !(rate > 0.0 && rate <= 10_000.0)
+        {
             return invalid(format!(
-                "--packet-rate must be in (0, 10000] packets/s, got {}",
-                traffic.packet_rate
+                "--packet-rate must be in (0, 10000] packets/s, got {rate}"
             ));
         }
         if !(0.0..=0.5).contains(&traffic.loss) {
@@ -235,37 +238,64 @@ fn run_backend(
         idle_precision: config.idle_precision,
         stop: Arc::clone(&stop),
         tables: std::sync::Mutex::new(WheelWork::default()),
+        offered: std::sync::atomic::AtomicU64::new(0),
     });
-    let slots: Arc<Vec<Arc<Slot>>> = Arc::new(
-        (0..config.connections)
-            .map(|_| Arc::new(Slot::default()))
-            .collect(),
-    );
+    let slots = Arc::new(Slots::new(config.connections));
     let mut tasks = tokio::task::JoinSet::new();
+    let saturated = config.traffic.packet_rate.is_none();
+    let source = |first: usize| {
+        traffic::Source::new(
+            config.traffic,
+            first,
+            ENDPOINTS,
+            config.connections,
+            tokio::time::Instant::now(),
+        )
+    };
     let delivery = if backend == Backend::Ticktock {
         let mut inboxes = Vec::new();
         for endpoint in 0..ENDPOINTS {
-            let (inbox, events) = tokio::sync::mpsc::unbounded_channel();
-            inboxes.push(inbox);
+            let inbox = if saturated {
+                Inbox::Saturated(Box::new(source(endpoint)))
+            } else {
+                let (sender, events) = tokio::sync::mpsc::unbounded_channel();
+                inboxes.push(sender);
+                Inbox::Generator(events)
+            };
             tasks.spawn(connection::run_endpoint(
                 endpoint,
                 ENDPOINTS,
                 Arc::clone(&slots),
                 handle.clone(),
                 Arc::clone(&shared),
-                events,
+                inbox,
                 config.traffic.seed,
             ));
         }
         Delivery::Endpoints(inboxes)
     } else {
-        for (index, slot) in slots.iter().enumerate() {
+        for index in 0..config.connections {
             let rng = SmallRng::seed_from_u64(config.traffic.seed ^ (index as u64) << 20);
-            let (slot, shared) = (Arc::clone(slot), Arc::clone(&shared));
+            let (slots, shared) = (Arc::clone(&slots), Arc::clone(&shared));
             if backend == Backend::Tokio {
-                tasks.spawn(connection::run_tokio(slot, shared, rng));
+                tasks.spawn(connection::run_tokio(slots, index, shared, rng));
             } else {
-                tasks.spawn(connection::run_ticktock(slot, handle.clone(), shared, rng));
+                tasks.spawn(connection::run_ticktock(
+                    slots,
+                    index,
+                    handle.clone(),
+                    shared,
+                    rng,
+                ));
+            }
+        }
+        if saturated {
+            for endpoint in 0..ENDPOINTS {
+                tasks.spawn(connection::run_dispatcher(
+                    source(endpoint),
+                    Arc::clone(&slots),
+                    Arc::clone(&shared),
+                ));
             }
         }
         Delivery::Tasks
@@ -278,20 +308,26 @@ fn run_backend(
     });
     let rss_after_setup = resident_bytes("VmRSS:");
     let generator_tid = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let generator = std::thread::Builder::new()
-        .name("traffic".into())
-        .spawn({
-            let (slots, stop, traffic) = (Arc::clone(&slots), Arc::clone(&stop), config.traffic);
-            let tid = Arc::clone(&generator_tid);
-            move || {
-                tid.store(
-                    CpuReading::current_thread_id().unwrap_or(0),
-                    Ordering::Release,
-                );
-                traffic::generate(&slots, traffic, &stop, delivery)
-            }
-        })
-        .map_err(CliError::Thread)?;
+    let generator = if saturated {
+        None
+    } else {
+        let thread = std::thread::Builder::new()
+            .name("traffic".into())
+            .spawn({
+                let (slots, stop, traffic) =
+                    (Arc::clone(&slots), Arc::clone(&stop), config.traffic);
+                let tid = Arc::clone(&generator_tid);
+                move || {
+                    tid.store(
+                        CpuReading::current_thread_id().unwrap_or(0),
+                        Ordering::Release,
+                    );
+                    traffic::generate(&slots, traffic, &stop, delivery)
+                }
+            })
+            .map_err(CliError::Thread)?;
+        Some(thread)
+    };
     let bar = if progress {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
     } else {
@@ -316,15 +352,20 @@ fn run_backend(
     let cpu_end = CpuReading::now()?;
     let cpu = cpu_end.since(&cpu_start);
     // The generator is the simulated network, not the endpoint: its share is reported apart.
-    let generator_cpu = cpu_end
-        .thread_since(&cpu_start, generator_tid.load(Ordering::Acquire))
-        .unwrap_or_default();
+    let generator_cpu = generator.as_ref().map(|_| {
+        cpu_end
+            .thread_since(&cpu_start, generator_tid.load(Ordering::Acquire))
+            .unwrap_or_default()
+    });
     let service_end = handle.stats();
     let measured_ops = counters.ops().total().saturating_sub(ops_start);
     bar.finish_and_clear();
     stop.store(true, Ordering::Relaxed);
-    let packets_offered = generator.join().map_err(|_| CliError::GeneratorPanicked)?;
-    for slot in slots.iter() {
+    let generated = match generator {
+        Some(thread) => thread.join().map_err(|_| CliError::GeneratorPanicked)?,
+        None => 0,
+    };
+    for slot in &slots.wakes {
         slot.packet.notify_one();
     }
     runtime.block_on(async {
@@ -334,6 +375,7 @@ fn run_backend(
         .await;
     });
     tasks.abort_all();
+    let packets_offered = generated + shared.offered.load(Ordering::Relaxed);
     // Read once every connection stopped, so the counts agree with each other.
     let ops = counters.ops();
     let (lateness, lateness_buckets) = counters.lateness_summary(Class::Exact);
@@ -377,9 +419,10 @@ fn run_backend(
         lateness_buckets,
         cpu_s: cpu.as_secs_f64(),
         cpu_ns_per_op: cpu.as_nanos() as f64 / measured_ops.max(1) as f64,
-        generator_cpu_s: generator_cpu.as_secs_f64(),
-        endpoint_cpu_ns_per_op: cpu.saturating_sub(generator_cpu).as_nanos() as f64
-            / measured_ops.max(1) as f64,
+        generator_cpu_s: generator_cpu.map(|generator| generator.as_secs_f64()),
+        endpoint_cpu_ns_per_op: generator_cpu.map(|generator| {
+            cpu.saturating_sub(generator).as_nanos() as f64 / measured_ops.max(1) as f64
+        }),
         peak_rss_bytes: rss_after_setup.max(resident_bytes("VmHWM:")),
         timer_bytes_per_connection: timer_bytes,
         samples,
@@ -472,6 +515,17 @@ pub fn run(
     Ok(results)
 }
 
+/// The load in words: the paced rate, or a saturated endpoint's batch.
+pub fn load(traffic: &Traffic) -> String {
+    match traffic.packet_rate {
+        Some(rate) => format!("{rate} packets/s each"),
+        None => format!(
+            "saturated ({} packets per read, as soon as the last read is handled)",
+            traffic::BATCH
+        ),
+    }
+}
+
 /// Writes the results as a markdown table, with ratios when there are two.
 ///
 /// # Errors
@@ -483,11 +537,11 @@ pub fn write_table(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "ticktock simulate · {} · {} connections · {:?} per backend · {} packets/s each, loss {}, lifetime {:?}\n",
+        "ticktock simulate · {} · {} connections · {:?} per backend · {}, loss {}, lifetime {:?}\n",
         crate::report::machine(),
         config.connections,
         config.duration,
-        config.traffic.packet_rate,
+        load(&config.traffic),
         config.traffic.loss,
         config.traffic.lifetime,
     )?;
@@ -564,12 +618,12 @@ pub fn write_table(
         ("CPU ns per timer op", |r| r.cpu_ns_per_op, false),
         (
             "  of which the traffic generator (s)",
-            |r| r.generator_cpu_s,
+            |r| r.generator_cpu_s.unwrap_or(f64::NAN),
             false,
         ),
         (
             "CPU ns per timer op, without the generator",
-            |r| r.endpoint_cpu_ns_per_op,
+            |r| r.endpoint_cpu_ns_per_op.unwrap_or(f64::NAN),
             false,
         ),
         (
@@ -614,10 +668,24 @@ pub fn write_table(
         out,
         "\nratio: in ticktock's favour above 1 (ticktock / tokio for ops/s, tokio / ticktock for costs). \
          Timer operations are what the protocol asked for (the same traffic asks for the same ones on \
-         either backend). CPU is the whole process's; the row without the generator leaves out the \
-         traffic generator's thread (the simulated network), which on tokio also does the tasks' \
-         wake-ups."
+         either backend)."
     )?;
+    if config.traffic.packet_rate.is_none() {
+        writeln!(
+            out,
+            "Saturated: each endpoint reads its next packets as soon as it has handled the last, so \
+             the ops/s are what each backend sustains. On tokio an endpoint task reads them and wakes \
+             each packet's connection task, as quinn's endpoint driver does. CPU is the whole \
+             process's, the traffic model's draws included (the same on either backend)."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Paced: the ops/s are the offered load. CPU is the whole process's; the row without the \
+             generator leaves out the traffic generator's thread (the simulated network), which on \
+             tokio also does the tasks' wake-ups."
+        )?;
+    }
     Ok(())
 }
 
@@ -630,7 +698,7 @@ mod tests {
             connections: 500,
             duration: Duration::from_millis(600),
             traffic: Traffic {
-                packet_rate: 50.0,
+                packet_rate: Some(50.0),
                 loss: 0.05,
                 lifetime: Duration::from_millis(300),
                 migration: 0.05,
@@ -641,13 +709,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_backend_runs_the_same_traffic_with_figures_that_add_up() {
-        let config = tiny();
-        let backends = [Backend::Ticktock, Backend::TicktockTasks, Backend::Tokio];
-        let results = run(&config, &backends, false).expect("run");
+    /// Checks what must hold of every backend's figures, paced or saturated.
+    fn check(config: &SimConfig, results: &[SimResult]) {
         assert_eq!(results.len(), 3);
-        for result in &results {
+        for result in results {
             let name = result.backend.map_or("?", Backend::name);
             assert_eq!(result.lateness.early, 0, "{name} fired early");
             assert!(result.packets > 0, "{name}: no traffic");
@@ -668,17 +733,35 @@ mod tests {
                 result.wheel.is_some(),
                 result.backend != Some(Backend::Tokio)
             );
-            assert!(
-                result.endpoint_cpu_ns_per_op > 0.0
-                    && result.endpoint_cpu_ns_per_op <= result.cpu_ns_per_op,
-                "{name}"
-            );
+            assert!(result.packets <= result.packets_offered, "{name}");
+            match config.traffic.packet_rate {
+                Some(_) => {
+                    let endpoint_cpu = result.endpoint_cpu_ns_per_op.expect("a paced run");
+                    assert!(
+                        endpoint_cpu > 0.0 && endpoint_cpu <= result.cpu_ns_per_op,
+                        "{name}"
+                    );
+                }
+                None => assert_eq!(
+                    (result.generator_cpu_s, result.endpoint_cpu_ns_per_op),
+                    (None, None),
+                    "{name}"
+                ),
+            }
             assert!(result.lateness.p50_us <= result.lateness.p99_us);
             assert!(result.lateness.p99_us <= result.lateness.max_us);
             assert!(!result.samples.is_empty());
             assert!(result.ops_per_sec > 0.0 && result.cpu_ns_per_op > 0.0);
             assert!(result.timer_bytes_per_connection > 0.0);
         }
+    }
+
+    #[test]
+    fn every_backend_runs_the_same_paced_traffic_with_figures_that_add_up() {
+        let config = tiny();
+        let backends = [Backend::Ticktock, Backend::TicktockTasks, Backend::Tokio];
+        let results = run(&config, &backends, false).expect("run");
+        check(&config, &results);
         let results = [results[0].clone(), results[2].clone()];
         let mut table = Vec::new();
         write_table(&mut table, &config, &results).expect("table");
@@ -691,6 +774,25 @@ mod tests {
         for id in ["lateness", "ops-over-time", "live-timers", "comparison"] {
             assert!(html.contains(&format!("id=\"{id}\"")), "chart {id} missing");
         }
+    }
+
+    #[test]
+    fn every_backend_runs_a_saturated_load_with_figures_that_add_up() {
+        let mut config = tiny();
+        config.traffic.packet_rate = None;
+        let backends = [Backend::Ticktock, Backend::TicktockTasks, Backend::Tokio];
+        let results = run(&config, &backends, false).expect("run");
+        check(&config, &results);
+        // The endpoints handle every packet they draw; the tasks' wake-ups may coalesce.
+        assert_eq!(results[0].packets, results[0].packets_offered);
+        let mut table = Vec::new();
+        write_table(&mut table, &config, &results[..2]).expect("table");
+        let table = String::from_utf8(table).expect("utf-8");
+        assert!(table.contains("saturated (64 packets per read"), "{table}");
+        assert!(
+            table.contains("|   of which the traffic generator (s) | – | – |"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -712,7 +814,7 @@ mod tests {
             (1.0, 0.0, 2.0),
         ] {
             let mut config = tiny();
-            config.traffic.packet_rate = packet_rate;
+            config.traffic.packet_rate = Some(packet_rate);
             config.traffic.loss = loss;
             config.traffic.migration = migration;
             bad.push(config);

@@ -133,12 +133,13 @@ pub struct SimResult {
     pub cpu_s: f64,
     /// CPU nanoseconds per timer operation.
     pub cpu_ns_per_op: f64,
-    /// CPU time of the traffic generator's thread over the measured part, in seconds (0 where
-    /// per-thread times are unavailable).
-    pub generator_cpu_s: f64,
-    /// CPU nanoseconds per timer operation without the traffic generator's thread: the
-    /// endpoint's own cost.
-    pub endpoint_cpu_ns_per_op: f64,
+    /// CPU time of the paced run's traffic generator thread over the measured part, in
+    /// seconds (0 where per-thread times are unavailable; `None` in a saturated run, where the
+    /// endpoints draw their own packets).
+    pub generator_cpu_s: Option<f64>,
+    /// CPU nanoseconds per timer operation without the paced run's traffic generator thread:
+    /// the endpoint's own cost (`None` in a saturated run).
+    pub endpoint_cpu_ns_per_op: Option<f64>,
     /// Peak resident memory of the process, in bytes (VmHWM; 0 where unavailable).
     pub peak_rss_bytes: u64,
     /// Memory of the timer state per connection, in bytes: heap (counted by the allocator) and

@@ -652,12 +652,7 @@ pub async fn run_dispatcher(mut source: Source, slots: Arc<Slots>, shared: Arc<S
         batch.clear();
         source.draw(&slots, Instant::now(), BATCH, &mut batch);
         for &event in &batch {
-            let slot = &slots.wakes[(event & !ACK) as usize];
-            if event & ACK != 0 {
-                slot.ack.notify_one();
-            } else {
-                slot.packet.notify_one();
-            }
+            slots.wake(event);
         }
         yield_to_queue().await;
     }

@@ -21,12 +21,13 @@
 //! it then goes quiet and is closed by its idle timeout, and its slot opens a new connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use ticktock_wheel::TimerWheel;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// The traffic settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,6 +84,17 @@ impl Slots {
         self.generations[index].fetch_add(1, Ordering::Release);
     }
 
+    /// Wakes the task of `event`'s slot: for its packet, or with [`ACK`] set, its
+    /// acknowledgment.
+    pub fn wake(&self, event: u32) {
+        let slot = &self.wakes[(event & !ACK) as usize];
+        if event & ACK != 0 {
+            slot.ack.notify_one();
+        } else {
+            slot.packet.notify_one();
+        }
+    }
+
     /// Slot `index`'s generation.
     pub fn generation(&self, index: usize) -> u32 {
         self.generations[index].load(Ordering::Acquire)
@@ -109,87 +121,61 @@ pub fn exponential(rng: &mut SmallRng, mean: Duration) -> Duration {
 pub const ACK: u32 = 1 << 31;
 
 /// Runs the paced generator on the current thread until `stop`; returns the packets it
-/// delivered.
+/// delivered. Each slot's next packet time is an entry of a `TimerWheel`; whether a packet
+/// finds its connection active, and when its acknowledgment follows, is a [`Source`]'s.
 pub fn generate(slots: &Slots, traffic: Traffic, stop: &AtomicBool, delivery: Delivery) -> u64 {
-    let mut rng = SmallRng::seed_from_u64(traffic.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rng = SmallRng::seed_from_u64(traffic.seed ^ 0x51_7cc1_b727_220a);
     let start = Instant::now();
-    let ms = |at: Instant| at.saturating_duration_since(start).as_millis() as u64;
+    let mut source = Source::new(traffic, 0, 1, slots.len(), start);
     let rate = traffic.packet_rate.unwrap_or(1.0);
     let gap = Duration::from_secs_f64(1.0 / rate.max(1e-9));
-    // Per slot: (generation seen, when its connection goes quiet).
-    let mut seen: Vec<(u32, u64)> = Vec::with_capacity(slots.len());
-    let mut wheel = TimerWheel::with_capacity(slots.len());
-    for index in 0..slots.len() {
-        let quiet = ms(start + exponential(&mut rng, traffic.lifetime));
-        seen.push((0, quiet));
-        wheel.insert(ms(start + exponential(&mut rng, gap)), index as u32);
+    let mut gap_ms = || exponential(&mut rng, gap).as_millis() as u64;
+    let mut next_packet = TimerWheel::with_capacity(slots.len());
+    for index in 0..slots.len() as u32 {
+        next_packet.insert(gap_ms(), index);
     }
     let mut due = Vec::new();
-    let mut delivered = 0;
+    let mut events = Vec::new();
     let mut batches: Vec<Vec<u32>> = match &delivery {
         Delivery::Tasks => Vec::new(),
         Delivery::Endpoints(endpoints) => vec![Vec::new(); endpoints.len()],
     };
-    let deliver = |event: u32, batches: &mut Vec<Vec<u32>>| match &delivery {
-        Delivery::Tasks => {
-            let slot = &slots.wakes[(event & !ACK) as usize];
-            if event & ACK != 0 {
-                slot.ack.notify_one();
-            } else {
-                slot.packet.notify_one();
-            }
-        }
-        Delivery::Endpoints(endpoints) => {
-            let endpoint = (event & !ACK) as usize % endpoints.len();
-            batches[endpoint].push(event);
-        }
-    };
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(1));
-        let now = ms(Instant::now());
-        wheel.poll(now, &mut due);
-        for entry in due.drain(..) {
-            if entry & ACK != 0 {
-                deliver(entry, &mut batches);
-                continue;
-            }
-            let index = entry;
-            let entry = &mut seen[index as usize];
-            let generation = slots.generation(index as usize);
-            if generation != entry.0 {
-                // A new connection in this slot: it gets its own lifetime.
-                *entry = (
-                    generation,
-                    now + ms(start + exponential(&mut rng, traffic.lifetime)),
-                );
-            }
-            if now < entry.1 {
-                deliver(index, &mut batches);
-                delivered += 1;
-                let ack = traffic.ack_delay.mul_f64(rng.random_range(0.5..1.5));
-                wheel.insert(now + 1 + ms(start + ack), index | ACK);
-            }
+        let now = Instant::now();
+        let tick = source.tick(now);
+        source.draw(slots, now, 0, &mut events);
+        next_packet.poll(tick, &mut due);
+        for index in due.drain(..) {
+            source.packet(slots, index as usize, tick, &mut events);
             // Quiet connections are looked at again later, to notice a new one in the slot.
-            let next = now + 1 + ms(start + exponential(&mut rng, gap));
-            wheel.insert(next, index);
+            next_packet.insert(tick + 1 + gap_ms(), index);
         }
-        if let Delivery::Endpoints(endpoints) = &delivery {
-            for (batch, endpoint) in batches.iter_mut().zip(endpoints) {
-                if !batch.is_empty() {
-                    // An endpoint that ended has nothing left to deliver to.
-                    endpoint.send(std::mem::take(batch)).ok();
+        match &delivery {
+            Delivery::Tasks => events.drain(..).for_each(|event| slots.wake(event)),
+            Delivery::Endpoints(endpoints) => {
+                for event in events.drain(..) {
+                    batches[(event & !ACK) as usize % endpoints.len()].push(event);
+                }
+                for (batch, endpoint) in batches.iter_mut().zip(endpoints) {
+                    if !batch.is_empty() {
+                        // An endpoint that ended has nothing left to deliver to.
+                        endpoint.send(std::mem::take(batch)).ok();
+                    }
                 }
             }
         }
     }
-    delivered
+    source.offered()
 }
 
 /// Packets an endpoint reads at a time in a saturated run (a `recvmmsg`'s worth).
 pub const BATCH: usize = 64;
 
-/// The saturated load of one endpoint: the packets its socket always has waiting, for the
-/// slots `first`, `first + stride`, … of the run. Pure: time comes in as a parameter.
+/// The traffic of the slots `first`, `first + stride`, … of the run: which connections are
+/// active, and the acknowledgments on their way. In a saturated run each endpoint draws its
+/// packets from one ([`draw`](Self::draw)): those its socket always has waiting. Pure: time
+/// comes in as a parameter.
 pub struct Source {
     rng: SmallRng,
     first: usize,
@@ -199,7 +185,7 @@ pub struct Source {
     seen: Vec<(u32, u64)>,
     /// Acknowledgments on their way (ms since `start`), as slot numbers with [`ACK`] set.
     acks: TimerWheel<u32>,
-    start: tokio::time::Instant,
+    start: Instant,
     lifetime: Duration,
     ack_delay: Duration,
     offered: u64,
@@ -213,7 +199,7 @@ impl Source {
         first: usize,
         stride: usize,
         slots: usize,
-        start: tokio::time::Instant,
+        start: Instant,
     ) -> Self {
         let stride = stride.max(1);
         let mut rng = SmallRng::seed_from_u64(traffic.seed ^ 0x9e37_79b9_7f4a_7c15 ^ first as u64);
@@ -245,37 +231,42 @@ impl Source {
     }
 
     /// Appends to `out` the acknowledgments due at `now`, then up to `packets` packets, each
-    /// for a connection drawn at random (quiet ones get none): slot numbers, [`ACK`] set on
-    /// acknowledgments. A slot whose generation moved on holds a new connection, with a new
-    /// lifetime.
-    pub fn draw(
-        &mut self,
-        slots: &Slots,
-        now: tokio::time::Instant,
-        packets: usize,
-        out: &mut Vec<u32>,
-    ) {
-        let now = now.saturating_duration_since(self.start).as_millis() as u64;
+    /// for a connection drawn at random (quiet ones get none, see [`packet`](Self::packet)):
+    /// slot numbers, [`ACK`] set on acknowledgments.
+    pub fn draw(&mut self, slots: &Slots, now: Instant, packets: usize, out: &mut Vec<u32>) {
+        let now = self.tick(now);
         self.acks.poll(now, out);
         if self.seen.is_empty() {
             return;
         }
         for _ in 0..packets {
             let number = self.rng.random_range(0..self.seen.len());
-            let slot = self.first + number * self.stride;
-            let seen = &mut self.seen[number];
-            let generation = slots.generation(slot);
-            if generation != seen.0 {
-                let lifetime = exponential(&mut self.rng, self.lifetime).as_millis() as u64;
-                *seen = (generation, now + lifetime);
-            }
-            if now < seen.1 {
-                out.push(slot as u32);
-                self.offered += 1;
-                let ack = self.ack_delay.mul_f64(self.rng.random_range(0.5..1.5));
-                self.acks
-                    .insert(now + 1 + ack.as_millis() as u64, slot as u32 | ACK);
-            }
+            self.packet(slots, number, now, out);
+        }
+    }
+
+    /// Milliseconds from the source's start to `now`: the tick of its acknowledgments.
+    pub fn tick(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_millis() as u64
+    }
+
+    /// A packet for the source's connection `number` at tick `now`: if the connection is
+    /// active, appends its slot to `out` and sends its acknowledgment on its way. A slot whose
+    /// generation moved on holds a new connection, with a new lifetime.
+    pub fn packet(&mut self, slots: &Slots, number: usize, now: u64, out: &mut Vec<u32>) {
+        let slot = self.first + number * self.stride;
+        let seen = &mut self.seen[number];
+        let generation = slots.generation(slot);
+        if generation != seen.0 {
+            let lifetime = exponential(&mut self.rng, self.lifetime).as_millis() as u64;
+            *seen = (generation, now + lifetime);
+        }
+        if now < seen.1 {
+            out.push(slot as u32);
+            self.offered += 1;
+            let ack = self.ack_delay.mul_f64(self.rng.random_range(0.5..1.5));
+            self.acks
+                .insert(now + 1 + ack.as_millis() as u64, slot as u32 | ACK);
         }
     }
 }
@@ -298,7 +289,7 @@ mod tests {
     #[test]
     fn a_source_draws_its_own_slots_and_acknowledges_each_packet_after_the_delay() {
         let slots = Slots::new(10);
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         let mut source = Source::new(traffic(), 1, 2, slots.len(), start);
         let mut out = Vec::new();
         source.draw(&slots, start, 1000, &mut out);
@@ -320,7 +311,7 @@ mod tests {
     #[test]
     fn quiet_connections_get_no_packets_until_a_new_one_takes_the_slot() {
         let slots = Slots::new(4);
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         let mut source = Source::new(traffic(), 0, 1, slots.len(), start);
         let mut out = Vec::new();
         // Lifetimes average 100 ms: after 10 s every connection is quiet.

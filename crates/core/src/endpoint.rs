@@ -15,6 +15,10 @@
 //! - Setting a connection's deadline later is a store in its row. Earlier is an O(1) reset of
 //!   its entry in the table's wheel, and, only when it is earlier than everything else the
 //!   table holds, a reset of the registration under the shard's lock.
+//! - A row can hold the connection itself ([`EndpointTimers::with_values`]): handling a
+//!   packet with [`update`](EndpointTimers::update) then visits one row for the connection's
+//!   state and its deadline, one cache miss where a table of its own beside the timers' costs
+//!   two.
 //! - [`poll_expired`](EndpointTimers::poll_expired) reads no clock unless the registration came
 //!   due. Then it reads the clock once, polls the table up to the current tick, and points the
 //!   registration at the table's next deadline.
@@ -67,8 +71,8 @@ use crate::service::TimerHandle;
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct EndpointTimers {
-    table: TimerTable,
+pub struct EndpointTimers<T = ()> {
+    table: TimerTable<T>,
     registration: Registration,
     /// The tick the registration was last pointed at (`UNSET`: nothing to wait for).
     filed: u64,
@@ -84,29 +88,64 @@ impl EndpointTimers {
     /// Room for connections `0..connections` without allocating.
     #[must_use]
     pub fn with_capacity(handle: TimerHandle, connections: usize) -> Self {
+        Self::with_values(handle, connections)
+    }
+}
+
+impl<T: Default> EndpointTimers<T> {
+    /// Timers whose rows also hold each connection's own state, a `T`: `T::default()` (say
+    /// `None` of an `Option`) for connections `0..connections` until the endpoint puts its
+    /// own there. Handling a connection's event through [`update`](Self::update) then costs
+    /// one visit to one row.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use ticktock::{EndpointTimers, LayerDeadlines, TimerService};
+    ///
+    /// #[derive(Default)]
+    /// struct Connection {
+    ///     packets: u64,
+    /// }
+    ///
+    /// let service = TimerService::builder().start()?;
+    /// let mut timers: EndpointTimers<Connection> = EndpointTimers::with_values(service.handle(), 2);
+    /// let now = timers.now();
+    /// // A packet on connection 1: its state changes and its idle timeout moves, in one row.
+    /// timers.update(1, |connection| {
+    ///     connection.packets += 1;
+    ///     LayerDeadlines { exact: Some(now + Duration::from_secs(30)), coarse: None }
+    /// })?;
+    /// assert_eq!(timers.value(1).map(|c| c.packets), Some(1));
+    ///
+    /// let mut due = Vec::new();
+    /// timers.expired(&mut due).await?;
+    /// assert_eq!(due, [1]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_values(handle: TimerHandle, connections: usize) -> Self {
         Self {
-            table: TimerTable::with_capacity(connections),
+            table: TimerTable::with_values(connections),
             registration: Registration::new(handle),
             filed: UNSET,
         }
     }
 
-    /// The service's current time.
-    #[must_use]
-    pub fn now(&self) -> Instant {
-        self.registration.handle().now()
-    }
-
-    /// Connections with a deadline.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    /// Whether no connection has a deadline.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+    /// Hands `connection`'s value to `f` (adding rows up to it if it is beyond the last) and
+    /// sets its deadlines to what `f` returns, as [`set`](Self::set) does.
+    ///
+    /// # Errors
+    /// As for [`set`](Self::set).
+    #[inline]
+    pub fn update<F>(&mut self, connection: u32, f: F) -> Result<(), Shutdown>
+    where
+        F: FnOnce(&mut T) -> LayerDeadlines,
+    {
+        let deadlines = f(self.table.value_mut_or_default(connection));
+        self.set(connection, deadlines)
     }
 
     /// Sets `connection`'s deadline to the earlier of its layers' exact and coarse deadlines,
@@ -143,6 +182,39 @@ impl EndpointTimers {
             self.registration.follow(tick)?;
         }
         Ok(())
+    }
+}
+
+impl<T> EndpointTimers<T> {
+    /// `connection`'s value (see [`with_values`](EndpointTimers::with_values)), if it has a
+    /// row.
+    #[must_use]
+    pub fn value(&self, connection: u32) -> Option<&T> {
+        self.table.value(connection)
+    }
+
+    /// `connection`'s value, to change, if it has a row.
+    #[must_use]
+    pub fn value_mut(&mut self, connection: u32) -> Option<&mut T> {
+        self.table.value_mut(connection)
+    }
+
+    /// The service's current time.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.registration.handle().now()
+    }
+
+    /// Connections with a deadline.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no connection has a deadline.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
     }
 
     /// Forgets `connection`'s deadline and frees its wheel entry (for a connection that

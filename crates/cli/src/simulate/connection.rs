@@ -451,8 +451,8 @@ pub async fn run_tokio(slots: Arc<Slots>, index: usize, shared: Arc<Shared>, mut
     }
 }
 
-/// One connection an endpoint task drives: its layers, protocol state and random source, in
-/// one place, as a table row is.
+/// One connection an endpoint task drives: its layers, protocol state and random source, kept
+/// in the connection's row of the endpoint's timers.
 struct Driven {
     timing: TimingManager,
     reliability: ReliabilityLayer,
@@ -462,8 +462,8 @@ struct Driven {
 }
 
 impl Driven {
-    /// A new connection; its first deadlines are counted by the [`follow`](Self::follow) that
-    /// hands them to the timers.
+    /// A new connection; its first deadlines are counted by the [`deadlines`](Self::deadlines)
+    /// that hands them to the timers.
     fn open(now: Instant, shared: &Shared, rng: SmallRng) -> Self {
         shared.counters.opened();
         Self {
@@ -476,9 +476,9 @@ impl Driven {
         }
     }
 
-    /// Counts the operations of the last event and hands the connection's earliest deadlines
-    /// (exact and coarse, as the layers report them) to the endpoint's timers.
-    fn follow(&mut self, number: u32, timers: &mut EndpointTimers, counters: &Counters) {
+    /// Counts the operations of the last event and returns the connection's earliest
+    /// deadlines (exact and coarse, as the layers report them) for the endpoint's timers.
+    fn deadlines(&mut self, counters: &Counters) -> LayerDeadlines {
         let current = deadlines(&self.timing, &self.reliability);
         self.protocol.account(current, counters);
         let timing = self.timing.next_deadlines();
@@ -487,16 +487,10 @@ impl Driven {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        // After shutdown nothing is waited for; the run is ending.
-        timers
-            .set(
-                number,
-                LayerDeadlines {
-                    exact,
-                    coarse: timing.coarse,
-                },
-            )
-            .ok();
+        LayerDeadlines {
+            exact,
+            coarse: timing.coarse,
+        }
     }
 }
 
@@ -537,8 +531,8 @@ impl Inbox {
 }
 
 /// Runs endpoint task `endpoint` of `endpoints`: it drives connections `endpoint`,
-/// `endpoint + endpoints`, … (its connection `n` is slot `n * endpoints + endpoint`) from a
-/// table, with their deadlines in one `EndpointTimers`, until its inbox ends.
+/// `endpoint + endpoints`, … (its connection `n` is slot `n * endpoints + endpoint`), each
+/// kept in its row of one `EndpointTimers` beside its deadline, until its inbox ends.
 pub async fn run_endpoint(
     endpoint: usize,
     endpoints: usize,
@@ -550,16 +544,16 @@ pub async fn run_endpoint(
 ) {
     let count = slots.len().saturating_sub(endpoint).div_ceil(endpoints);
     let slot_of = |number: usize| number * endpoints + endpoint;
-    let mut timers = EndpointTimers::with_capacity(handle, count);
+    // A connection's state and its deadline share its row: one cache miss per event.
+    let mut timers: EndpointTimers<Option<Driven>> = EndpointTimers::with_values(handle, count);
     let now = timers.now();
-    let mut table: Vec<Driven> = (0..count)
-        .map(|number| {
-            let rng = rand::SeedableRng::seed_from_u64(seed ^ (slot_of(number) as u64) << 20);
-            Driven::open(now, &shared, rng)
-        })
-        .collect();
-    for (number, driven) in table.iter_mut().enumerate() {
-        driven.follow(number as u32, &mut timers, &shared.counters);
+    // After shutdown nothing is waited for (`update` fails): the run is ending.
+    for number in 0..count {
+        let rng = rand::SeedableRng::seed_from_u64(seed ^ (slot_of(number) as u64) << 20);
+        let driven = Driven::open(now, &shared, rng);
+        let _ = timers.update(number as u32, |row| {
+            row.insert(driven).deadlines(&shared.counters)
+        });
     }
     let mut due = Vec::new();
     let mut batch = Vec::new();
@@ -572,20 +566,21 @@ pub async fn run_endpoint(
                 }
                 let now = timers.now();
                 for number in due.drain(..) {
-                    let index = number as usize;
-                    let driven = &mut table[index];
-                    let results = [
-                        driven.timing.check_timeouts(now),
-                        driven.reliability.check_timeouts(now),
-                    ];
-                    let close = settle(&results, &mut driven.protocol, &mut driven.rng, now, shared.loss, &shared.counters);
-                    if close.is_some() {
-                        driven.protocol.account([None; 5], &shared.counters);
-                        slots.reopened(slot_of(index));
-                        let rng = driven.rng.clone();
-                        *driven = Driven::open(now, &shared, rng);
-                    }
-                    driven.follow(number, &mut timers, &shared.counters);
+                    let _ = timers.update(number, |row| {
+                        let Some(driven) = row else { return LayerDeadlines::default() };
+                        let results = [
+                            driven.timing.check_timeouts(now),
+                            driven.reliability.check_timeouts(now),
+                        ];
+                        let close = settle(&results, &mut driven.protocol, &mut driven.rng, now, shared.loss, &shared.counters);
+                        if close.is_some() {
+                            driven.protocol.account([None; 5], &shared.counters);
+                            slots.reopened(slot_of(number as usize));
+                            let rng = driven.rng.clone();
+                            *driven = Driven::open(now, &shared, rng);
+                        }
+                        driven.deadlines(&shared.counters)
+                    });
                 }
             }
             running = inbox.next(&slots, &shared, &mut batch) => {
@@ -595,22 +590,26 @@ pub async fn run_endpoint(
                 // A batch is what one read returns: one clock read for all of it.
                 let now = timers.now();
                 for event in batch.drain(..) {
-                    let index = (event & !ACK) as usize / endpoints;
-                    let driven = &mut table[index];
-                    if event & ACK != 0 {
-                        acknowledge(&mut driven.reliability, &driven.protocol, now);
-                    } else {
-                        shared.counters.packet();
-                        receive(&mut driven.timing, &mut driven.protocol, &mut driven.rng, now, shared.migration);
-                        exchange(&mut driven.reliability, &mut driven.protocol, &mut driven.rng, now, shared.loss);
-                    }
-                    driven.follow(index as u32, &mut timers, &shared.counters);
+                    let number = ((event & !ACK) as usize / endpoints) as u32;
+                    let _ = timers.update(number, |row| {
+                        let Some(driven) = row else { return LayerDeadlines::default() };
+                        if event & ACK != 0 {
+                            acknowledge(&mut driven.reliability, &driven.protocol, now);
+                        } else {
+                            shared.counters.packet();
+                            receive(&mut driven.timing, &mut driven.protocol, &mut driven.rng, now, shared.migration);
+                            exchange(&mut driven.reliability, &mut driven.protocol, &mut driven.rng, now, shared.loss);
+                        }
+                        driven.deadlines(&shared.counters)
+                    });
                 }
             }
         }
     }
-    for driven in &mut table {
-        driven.protocol.account([None; 5], &shared.counters);
+    for number in 0..count as u32 {
+        if let Some(Some(driven)) = timers.value_mut(number) {
+            driven.protocol.account([None; 5], &shared.counters);
+        }
     }
     if let Inbox::Saturated(source) = &inbox {
         shared

@@ -208,7 +208,7 @@ struct QuicArgs {
     /// quinn's tokio runtime, and print them side by side.
     #[arg(long)]
     compare: bool,
-    /// Short run for CI: 100 connections, 3 s of load.
+    /// Short run for CI: 100 connections, 4 s of load.
     #[arg(long)]
     quick: bool,
     /// Print one JSON object instead of a table.
@@ -234,7 +234,7 @@ struct QuicArgs {
 impl QuicArgs {
     fn config(&self) -> quic::QuicConfig {
         let (connections, duration) = if self.quick {
-            (100, Duration::from_secs(3))
+            (100, Duration::from_secs(4))
         } else {
             (self.connections, self.duration)
         };

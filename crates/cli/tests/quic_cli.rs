@@ -75,6 +75,18 @@ fn quick_compare_echoes_every_byte_and_closes_every_idle_connection() {
                 .as_u64()
                 .is_some_and(|late| late <= closing)
         );
+        // The idle timeouts, due before any active client closes: one on each side of each
+        // idle connection. (On a machine so loaded that an idle client's last echo outlasts
+        // the load's margin, its timeouts fall after the split and count with the drain ends.)
+        let idle_timeouts = int_of(timer, "idle_timeout_wakes");
+        assert!((1..=40).contains(&idle_timeouts), "{runtime}: {timer}");
+        assert!(
+            int_of(timer, "idle_timeout_wakes_over_2ms") <= idle_timeouts
+                && timer["idle_timeout_wake_max_us"]
+                    .as_f64()
+                    .is_some_and(|max| max <= timer["closing_wake_max_us"].as_f64().unwrap_or(0.0)),
+            "{runtime}: {timer}"
+        );
         assert!(timer["wakes"].as_u64().is_some_and(|w| w > 0), "{runtime}");
         assert!(
             timer["resets"].as_u64().is_some_and(|n| n > 0)
@@ -188,6 +200,8 @@ fn settings_that_make_no_sense_are_one_line_errors() {
         &["quic", "--idle-timeout", "30s"],
         &["quic", "--message-bytes", "0"],
         &["quic", "--think", "5s"],
+        // Too short for the idle clients to time out before the active ones close.
+        &["quic", "--duration", "3s"],
     ] {
         let output = ticktock(args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");

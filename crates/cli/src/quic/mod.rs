@@ -13,10 +13,12 @@
 //!
 //! The files: this one (settings, validation, one run), [`client`], [`server`], [`tls`] (the
 //! certificate and quinn configurations), [`observe`] (both runtimes' timers counted and
-//! their wake-ups timed by the same code) and [`results`] (the table and JSON).
+//! their wake-ups timed by the same code), [`probe`] (the machine's own wake-up lateness, a
+//! control) and [`results`] (the table and JSON).
 
 pub mod client;
 pub mod observe;
+pub mod probe;
 pub mod results;
 pub mod server;
 pub mod tls;
@@ -49,6 +51,12 @@ pub const MAX_CONNECTIONS: usize = 20_000;
 /// The shortest idle timeout: well above the longest think time (1.5 × the mean), so an active
 /// client never times out between two echoes.
 pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Room between the last idle client's idle timeout and the moment the first active client can
+/// close (the load's end less the longest think time): an idle client's last echo and the
+/// acknowledgments after it take some milliseconds, and quinn counts its idle timeout from the
+/// last of them. Timer wake-ups due before that moment that end a connection are then exactly
+/// its idle timeouts (see [`observe`]).
+pub const IDLE_MARGIN: Duration = Duration::from_millis(200);
 
 /// Whose runtime quinn runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -143,6 +151,16 @@ impl QuicConfig {
                 self.think, self.idle_timeout
             ));
         }
+        // An idle client echoes at least once, within the first think time; its idle timeout
+        // must come due before the first active client can close (a think time and a half
+        // before the end).
+        if self.idle_timeout + self.think.mul_f64(2.5) + IDLE_MARGIN >= self.duration {
+            return invalid(format!(
+                "--duration {:?} must be longer than --idle-timeout {:?} + 2.5 × the think time \
+                 {:?} + {IDLE_MARGIN:?}, so idle clients time out before active ones close",
+                self.duration, self.idle_timeout, self.think
+            ));
+        }
         if self.message_bytes == 0 || self.message_bytes > 1 << 20 {
             return invalid(format!(
                 "the message size must be 1 B to 1 MiB, not {}",
@@ -153,13 +171,15 @@ impl QuicConfig {
     }
 
     /// Client `index`'s plan: active, or idle from a seeded moment that leaves its idle timeout
-    /// room to expire within the load.
+    /// room to expire, with [`IDLE_MARGIN`] to spare, before [`idle_until`](Self::idle_until).
     fn plan(&self, index: usize, idle_count: usize, rng: &mut SmallRng) -> client::Plan {
         // Spread the idle clients evenly over the indices (and so over the client endpoints).
         let idle =
             (index + 1) * idle_count / self.connections > index * idle_count / self.connections;
-        let idle_after =
-            idle.then(|| (self.duration - self.idle_timeout).mul_f64(rng.random_range(0.0..1.0)));
+        let room = self
+            .idle_until()
+            .saturating_sub(self.idle_timeout + IDLE_MARGIN);
+        let idle_after = idle.then(|| room.mul_f64(rng.random_range(0.0..1.0)));
         client::Plan {
             index: index as u64,
             seed: self.seed,
@@ -169,6 +189,12 @@ impl QuicConfig {
             idle_after,
             idle_timeout: self.idle_timeout,
         }
+    }
+
+    /// From the load's start, the earliest an active client can close: the load's end less
+    /// the longest think time.
+    fn idle_until(&self) -> Duration {
+        self.duration.saturating_sub(self.think.mul_f64(1.5))
     }
 
     fn idle_count(&self) -> usize {
@@ -299,10 +325,10 @@ impl Timers {
         }
     }
 
-    fn figures(&self) -> observe::TimerFigures {
+    fn figures(&self, idle_until: Instant) -> observe::TimerFigures {
         match self {
-            Self::Ticktock { runtime, .. } => runtime.figures(),
-            Self::Tokio(runtime) => runtime.figures(),
+            Self::Ticktock { runtime, .. } => runtime.figures(idle_until),
+            Self::Tokio(runtime) => runtime.figures(idle_until),
         }
     }
 }
@@ -324,7 +350,7 @@ fn run_one(
     };
     let measured = tokio_runtime.block_on(load(config, identity, timers.runtime()))?;
     // Every connection has drained and dropped its timer: the counts are complete.
-    let timer = timers.figures();
+    let timer = timers.figures(measured.idle_until);
     let service = timers.service();
     tokio_runtime.shutdown_timeout(Duration::from_secs(1));
     drop(timers);
@@ -368,6 +394,7 @@ fn run_one(
             0.0
         },
         timer,
+        machine: measured.machine,
         idle: IdleSummary {
             expected: config.idle_count() as u64,
             observed: load(&tally.idle_timeouts),
@@ -407,6 +434,10 @@ struct Measured {
     load: Duration,
     cpu_load: Duration,
     unfinished: u64,
+    /// The earliest an active client could close: idle timeouts are due before it.
+    idle_until: Instant,
+    /// How late a bare thread woke during the load.
+    machine: probe::ProbeFigures,
 }
 
 /// Socket buffer size asked for (the kernel caps it at `net.core.rmem_max` / `wmem_max`): one
@@ -501,6 +532,7 @@ async fn load(
     let handshake = handshake_start.elapsed();
     let cpu_mid = CpuReading::now()?;
 
+    let machine = probe::MachineProbe::start(config.seed)?;
     let load_start = Instant::now();
     // No receiver can have gone: `start_rx` is still held here.
     let _ = start_tx.send(Some(load_start));
@@ -512,6 +544,7 @@ async fn load(
     tasks.abort_all();
     let load = load_start.elapsed();
     let cpu_end = CpuReading::now()?;
+    let machine = machine.finish();
 
     // Drain: idle clients' connections are gone; active ones closed and wait out their
     // draining period, which dropping the endpoints ends.
@@ -534,6 +567,8 @@ async fn load(
         load,
         cpu_load: cpu_end.since(&cpu_mid),
         unfinished,
+        idle_until: load_start + config.idle_until(),
+        machine,
     })
 }
 
@@ -556,7 +591,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_settings_are_one_line_errors() {
         assert!(config().validate().is_ok());
-        let bad: [fn(&mut QuicConfig); 8] = [
+        let bad: [fn(&mut QuicConfig); 9] = [
             |c| c.connections = 0,
             |c| c.connections = MAX_CONNECTIONS + 1,
             |c| c.duration = Duration::from_millis(10),
@@ -565,6 +600,7 @@ mod tests {
             |c| c.idle_timeout = Duration::from_millis(10),
             |c| c.idle_timeout = Duration::from_secs(10),
             |c| c.message_bytes = 0,
+            |c| c.duration = Duration::from_millis(2_900),
         ];
         for change in bad {
             let mut config = config();
@@ -583,9 +619,11 @@ mod tests {
             .collect();
         let idle: Vec<_> = plans.iter().filter_map(|p| p.idle_after).collect();
         assert_eq!(idle.len(), 200);
-        assert!(
-            idle.iter()
-                .all(|&after| after + config.idle_timeout <= config.duration)
-        );
+        // Every idle timeout is due before the first active client can close, also for a
+        // client whose one echo comes at the end of the first think time.
+        assert!(idle.iter().all(|&after| {
+            after.max(config.think) + config.idle_timeout + IDLE_MARGIN
+                <= config.duration - config.think.mul_f64(1.5)
+        }));
     }
 }

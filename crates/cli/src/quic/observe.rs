@@ -12,16 +12,19 @@
 //! A timer whose last event before it drops is a wake-up ended its connection: quinn stops
 //! moving a connection's timer once the connection is over. That wake-up is the idle timeout
 //! for a connection closed by it (on both sides), and the end of the drain period for one
-//! closed gracefully. Those **closing wake-ups** are counted apart, so the idle timeouts'
-//! lateness is bounded by theirs.
+//! closed gracefully. Those **closing wake-ups** are counted apart. The load lets every idle
+//! client's idle timeout come due before the first active client can close (see
+//! `QuicConfig::validate`), so the closing wake-ups whose deadline precedes that moment are
+//! exactly the **idle timeouts**, on both sides of each idle connection; the later ones end
+//! drain periods, most of them in the burst of graceful closes as the load ends.
 //!
 //! Both runtimes pay the same for this: one more box per timer, one clock read per wake-up.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -56,9 +59,10 @@ impl<R> Observed<R> {
         &self.inner
     }
 
-    /// What was counted so far (live timers lag by under [`FLUSH_EVERY`] operations each).
-    pub fn figures(&self) -> TimerFigures {
-        self.shared.figures()
+    /// What was counted so far (live timers lag by under [`FLUSH_EVERY`] operations each);
+    /// closing wake-ups due before `idle_until` count as idle timeouts.
+    pub fn figures(&self, idle_until: Instant) -> TimerFigures {
+        self.shared.figures(idle_until)
     }
 }
 
@@ -93,6 +97,13 @@ pub struct TimerFigures {
     pub closing_wakes_over_2ms: u64,
     /// The latest closing wake-up, µs after its deadline.
     pub closing_wake_max_us: f64,
+    /// Closing wake-ups due before the first active client could close: the idle timeouts
+    /// (both sides of each idle connection).
+    pub idle_timeout_wakes: u64,
+    /// Idle timeouts more than 2 ms after the deadline.
+    pub idle_timeout_wakes_over_2ms: u64,
+    /// The latest idle timeout, µs after its deadline.
+    pub idle_timeout_wake_max_us: f64,
 }
 
 #[derive(Debug)]
@@ -107,9 +118,8 @@ struct Shared {
     over_budget: AtomicU64,
     max_ns: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
-    closing: AtomicU64,
-    closing_over_budget: AtomicU64,
-    closing_max_ns: AtomicU64,
+    /// Each closing wake-up's deadline and lateness, ns (one per connection side).
+    closings: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Shared {
@@ -124,9 +134,7 @@ impl Shared {
             over_budget: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            closing: AtomicU64::new(0),
-            closing_over_budget: AtomicU64::new(0),
-            closing_max_ns: AtomicU64::new(0),
+            closings: Mutex::new(Vec::new()),
         }
     }
 
@@ -144,16 +152,31 @@ impl Shared {
         self.buckets[bucket(nanos / 1000)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A timer dropped with a wake-up `nanos` late as its last event: a closing wake-up.
-    fn record_closing(&self, nanos: u64) {
-        self.closing.fetch_add(1, Ordering::Relaxed);
-        self.closing_max_ns.fetch_max(nanos, Ordering::Relaxed);
-        if Duration::from_nanos(nanos) > BUDGET {
-            self.closing_over_budget.fetch_add(1, Ordering::Relaxed);
-        }
+    /// A timer dropped with a wake-up for `deadline_ns`, `late_ns` late, as its last event: a
+    /// closing wake-up.
+    fn record_closing(&self, deadline_ns: u64, late_ns: u64) {
+        self.closings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((deadline_ns, late_ns));
     }
 
-    fn figures(&self) -> TimerFigures {
+    fn figures(&self, idle_until: Instant) -> TimerFigures {
+        let closings = self
+            .closings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let idle_until = self.nanos(idle_until);
+        let over = |late: &&(u64, u64)| Duration::from_nanos(late.1) > BUDGET;
+        let latest_us = |closings: &mut dyn Iterator<Item = &(u64, u64)>| {
+            closings.map(|&(_, late)| late).max().unwrap_or(0) as f64 / 1e3
+        };
+        let idle: Vec<(u64, u64)> = closings
+            .iter()
+            .filter(|&&(deadline, _)| deadline < idle_until)
+            .copied()
+            .collect();
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let counts: Vec<u64> = self.buckets.iter().map(load).collect();
         let total: u64 = counts.iter().sum();
@@ -184,9 +207,12 @@ impl Shared {
             wake_p99_us: if total > 0 { quantile(0.99) } else { 0.0 },
             wake_p999_us: if total > 0 { quantile(0.999) } else { 0.0 },
             wake_max_us: max_us,
-            closing_wakes: load(&self.closing),
-            closing_wakes_over_2ms: load(&self.closing_over_budget),
-            closing_wake_max_us: load(&self.closing_max_ns) as f64 / 1e3,
+            closing_wakes: closings.len() as u64,
+            closing_wakes_over_2ms: closings.iter().filter(over).count() as u64,
+            closing_wake_max_us: latest_us(&mut closings.iter()),
+            idle_timeout_wakes: idle.len() as u64,
+            idle_timeout_wakes_over_2ms: idle.iter().filter(over).count() as u64,
+            idle_timeout_wake_max_us: latest_us(&mut idle.iter()),
         }
     }
 }
@@ -358,7 +384,9 @@ impl Drop for ObservedTimer {
         self.flush();
         let late = self.probe.last_wake_late_ns.load(Ordering::Relaxed);
         if late != NO_WAKE {
-            self.probe.shared.record_closing(late);
+            // Nothing moved the timer since that wake-up, so its deadline is still the one set.
+            let deadline = self.probe.deadline_ns.load(Ordering::Relaxed);
+            self.probe.shared.record_closing(deadline, late);
         }
     }
 }
@@ -404,10 +432,36 @@ mod tests {
         for us in 1..=100u64 {
             shared.record(Duration::from_micros(us * 30));
         }
-        let figures = shared.figures();
+        let figures = shared.figures(shared.base);
         assert_eq!(figures.wakes, 100);
         assert_eq!(figures.wakes_over_2ms, 34);
         assert!((figures.wake_p50_us - 1500.0).abs() < 300.0, "{figures:?}");
         assert_eq!(figures.wake_max_us, 3000.0);
+    }
+
+    #[test]
+    fn closing_wake_ups_due_before_the_first_graceful_close_are_the_idle_timeouts() {
+        let shared = Shared::new();
+        let ms = |ms: u64| ms * 1_000_000;
+        // Two idle timeouts (one 3 ms late), then three drain ends after the split.
+        shared.record_closing(ms(100), ms(1));
+        shared.record_closing(ms(200), ms(3));
+        shared.record_closing(ms(900), ms(5));
+        shared.record_closing(ms(950), 0);
+        shared.record_closing(ms(990), ms(1));
+        let figures = shared.figures(shared.base + Duration::from_millis(500));
+        assert_eq!(
+            (figures.closing_wakes, figures.closing_wakes_over_2ms),
+            (5, 2)
+        );
+        assert_eq!(figures.closing_wake_max_us, 5000.0);
+        assert_eq!(
+            (
+                figures.idle_timeout_wakes,
+                figures.idle_timeout_wakes_over_2ms
+            ),
+            (2, 1)
+        );
+        assert_eq!(figures.idle_timeout_wake_max_us, 3000.0);
     }
 }

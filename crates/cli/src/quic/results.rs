@@ -41,6 +41,8 @@ pub struct QuicResult {
     /// quinn's timer operations and wake-ups, counted and timed by the same wrapper for either
     /// runtime (the whole run).
     pub timer: super::observe::TimerFigures,
+    /// The control: how late a bare thread's sleeps woke during the load phase.
+    pub machine: super::probe::ProbeFigures,
     /// Idle clients and how their idle timeouts closed them.
     pub idle: IdleSummary,
     /// The ticktock service's own view (ticktock runs only).
@@ -269,7 +271,7 @@ pub fn write_table(
     writeln!(out)?;
 
     type Cell = fn(&QuicResult) -> (String, f64);
-    let rows: [(&str, Cell, Ratio); 23] = [
+    let rows: [(&str, Cell, Ratio); 26] = [
         (
             "connections established",
             |r| count(r.established),
@@ -364,6 +366,40 @@ pub fn write_table(
             Ratio::Plain,
         ),
         (
+            "  of which idle timeouts (due before any active client closes): > 2 ms late / of",
+            |r| {
+                counts(
+                    r.timer.idle_timeout_wakes_over_2ms,
+                    r.timer.idle_timeout_wakes,
+                )
+            },
+            Ratio::None,
+        ),
+        (
+            "  idle timeout lateness max (µs)",
+            |r| {
+                let max = r.timer.idle_timeout_wake_max_us;
+                (format!("{max:.0}"), max)
+            },
+            Ratio::Plain,
+        ),
+        (
+            "control: a bare thread's 1–4 ms sleeps during the load, > 2 ms late / of (max µs)",
+            |r| {
+                let m = r.machine;
+                (
+                    format!(
+                        "{} / {} ({:.0})",
+                        thousands(m.over_2ms),
+                        thousands(m.sleeps),
+                        m.max_us
+                    ),
+                    m.over_2ms as f64,
+                )
+            },
+            Ratio::None,
+        ),
+        (
             "idle timeouts observed / expected",
             |r| counts(r.idle.observed, r.idle.expected),
             Ratio::None,
@@ -430,7 +466,9 @@ pub fn write_table(
         "\nWake-ups are timed by one wrapper around either runtime's timers, from the deadline to \
          the timer waking the connection's task; a closing wake-up is a timer's last event \
          before its connection ends (the idle timeout of an idle connection, on either side, or \
-         the end of a graceful close's drain period). Idle-close lateness is seen by the client: from \
+         the end of a graceful close's drain period); the idle timeouts are those due before \
+         the first active client can close, which the load leaves them room to be. The control \
+         row is the machine's own lateness: a plain thread sleeping beside the load. Idle-close lateness is seen by the client: from \
          its last reply seen (lower bound) and last request sent (upper bound) to the close, so \
          it also holds task scheduling and quinn's idle floor of 3 PTO; quinn stamps packets at \
          the start of a receive pass, so a close can even precede the last request + timeout."

@@ -175,13 +175,10 @@ impl<T: Default> TimerTable<T> {
     /// `T::default()`) if it is beyond the last.
     #[inline]
     pub fn set(&mut self, connection: u32, deadline: Option<u64>) {
-        let index = connection as usize;
-        if index >= self.rows.len() {
-            if deadline.is_none() {
-                return;
-            }
-            self.rows.resize_with(index + 1, Row::empty);
+        if deadline.is_none() && connection as usize >= self.rows.len() {
+            return;
         }
+        let index = self.cover(connection);
         let row = &mut self.rows[index];
         let wanted = deadline.unwrap_or(UNSET);
         match (row.wanted == UNSET, wanted == UNSET) {
@@ -207,11 +204,18 @@ impl<T: Default> TimerTable<T> {
     /// `connection`'s value, to change, adding rows up to it (with `T::default()`) if it is
     /// beyond the last.
     pub fn value_mut_or_default(&mut self, connection: u32) -> &mut T {
+        let index = self.cover(connection);
+        &mut self.rows[index].value
+    }
+
+    /// Adds rows up to `connection`'s if it is beyond the last; returns its row's index.
+    #[inline]
+    fn cover(&mut self, connection: u32) -> usize {
         let index = connection as usize;
         if index >= self.rows.len() {
             self.rows.resize_with(index + 1, Row::empty);
         }
-        &mut self.rows[index].value
+        index
     }
 }
 

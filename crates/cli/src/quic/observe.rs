@@ -36,7 +36,7 @@ use ticktock_quinn::FLUSH_EVERY;
 /// Lateness buckets: four per power of two of microseconds, up to about 70 s.
 const BUCKETS: usize = 4 * 26;
 /// The lateness budget of the issue: a wake-up later than this counts as over.
-const BUDGET: Duration = Duration::from_millis(2);
+pub(super) const BUDGET: Duration = Duration::from_millis(2);
 
 /// A runtime whose timers are counted and timed.
 #[derive(Debug)]
@@ -168,15 +168,12 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let idle_until = self.nanos(idle_until);
-        let over = |late: &&(u64, u64)| Duration::from_nanos(late.1) > BUDGET;
-        let latest_us = |closings: &mut dyn Iterator<Item = &(u64, u64)>| {
-            closings.map(|&(_, late)| late).max().unwrap_or(0) as f64 / 1e3
-        };
-        let idle: Vec<(u64, u64)> = closings
-            .iter()
-            .filter(|&&(deadline, _)| deadline < idle_until)
-            .copied()
-            .collect();
+        let all = Closings::of(closings.iter());
+        let idle = Closings::of(
+            closings
+                .iter()
+                .filter(|&&(deadline, _)| deadline < idle_until),
+        );
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let counts: Vec<u64> = self.buckets.iter().map(load).collect();
         let total: u64 = counts.iter().sum();
@@ -207,13 +204,37 @@ impl Shared {
             wake_p99_us: if total > 0 { quantile(0.99) } else { 0.0 },
             wake_p999_us: if total > 0 { quantile(0.999) } else { 0.0 },
             wake_max_us: max_us,
-            closing_wakes: closings.len() as u64,
-            closing_wakes_over_2ms: closings.iter().filter(over).count() as u64,
-            closing_wake_max_us: latest_us(&mut closings.iter()),
-            idle_timeout_wakes: idle.len() as u64,
-            idle_timeout_wakes_over_2ms: idle.iter().filter(over).count() as u64,
-            idle_timeout_wake_max_us: latest_us(&mut idle.iter()),
+            closing_wakes: all.count,
+            closing_wakes_over_2ms: all.over_budget,
+            closing_wake_max_us: all.latest_us,
+            idle_timeout_wakes: idle.count,
+            idle_timeout_wakes_over_2ms: idle.over_budget,
+            idle_timeout_wake_max_us: idle.latest_us,
         }
+    }
+}
+
+/// How many closing wake-ups, how many over the budget, and the latest (µs).
+struct Closings {
+    count: u64,
+    over_budget: u64,
+    latest_us: f64,
+}
+
+impl Closings {
+    /// Of `(deadline, lateness)` pairs in ns.
+    fn of<'a>(closings: impl Iterator<Item = &'a (u64, u64)>) -> Self {
+        let mut summary = Self {
+            count: 0,
+            over_budget: 0,
+            latest_us: 0.0,
+        };
+        for &(_, late) in closings {
+            summary.count += 1;
+            summary.over_budget += u64::from(Duration::from_nanos(late) > BUDGET);
+            summary.latest_us = summary.latest_us.max(late as f64 / 1e3);
+        }
+        summary
     }
 }
 

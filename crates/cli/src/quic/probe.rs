@@ -16,10 +16,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use super::observe::BUDGET;
+use super::results::Quantiles;
 use crate::error::CliError;
-
-/// A wake-up later than this counts as over (the lateness budget of the timers).
-const BUDGET: Duration = Duration::from_millis(2);
 
 /// The probe thread, running until [`finish`](Self::finish).
 #[derive(Debug)]
@@ -35,10 +34,8 @@ pub struct ProbeFigures {
     pub sleeps: u64,
     /// Sleeps that woke more than 2 ms after the time asked for.
     pub over_2ms: u64,
-    /// Lateness, µs: 99th percentile.
-    pub p99_us: f64,
-    /// Largest.
-    pub max_us: f64,
+    /// How late the sleeps woke, µs.
+    pub lateness_us: Quantiles,
 }
 
 impl MachineProbe {
@@ -79,19 +76,16 @@ impl MachineProbe {
 }
 
 impl ProbeFigures {
-    fn of(mut lateness: Vec<Duration>) -> Self {
-        lateness.sort_unstable();
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
-        let p99 = if lateness.is_empty() {
-            Duration::ZERO
-        } else {
-            lateness[(lateness.len() * 99).div_ceil(100).max(1) - 1]
-        };
+    fn of(lateness: Vec<Duration>) -> Self {
         Self {
             sleeps: lateness.len() as u64,
             over_2ms: lateness.iter().filter(|&&late| late > BUDGET).count() as u64,
-            p99_us: us(p99),
-            max_us: lateness.last().map_or(0.0, |&max| us(max)),
+            lateness_us: Quantiles::of(
+                lateness
+                    .iter()
+                    .map(|late| late.as_secs_f64() * 1e6)
+                    .collect(),
+            ),
         }
     }
 }
@@ -107,8 +101,8 @@ mod tests {
         assert_eq!(figures.sleeps, 200);
         // 15 µs × 134 = 2,010 µs: sleeps 134 to 200 are over 2 ms.
         assert_eq!(figures.over_2ms, 67);
-        assert_eq!(figures.p99_us, 198.0 * 15.0);
-        assert_eq!(figures.max_us, 3000.0);
+        assert_eq!(figures.lateness_us.p99, 198.0 * 15.0);
+        assert_eq!(figures.lateness_us.max, 3000.0);
         assert_eq!(ProbeFigures::of(Vec::new()).sleeps, 0);
     }
 
@@ -118,6 +112,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         let figures = probe.finish();
         assert!(figures.sleeps >= 1, "{figures:?}");
-        assert!(figures.max_us >= figures.p99_us);
+        assert!(figures.lateness_us.max >= figures.lateness_us.p99);
     }
 }

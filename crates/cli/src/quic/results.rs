@@ -392,7 +392,7 @@ pub fn write_table(
                         "{} / {} ({:.0})",
                         thousands(m.over_2ms),
                         thousands(m.sleeps),
-                        m.max_us
+                        m.lateness_us.max
                     ),
                     m.over_2ms as f64,
                 )

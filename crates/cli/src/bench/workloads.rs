@@ -482,17 +482,16 @@ impl<I: TimerImpl> SampleRunner for Memory<I> {
     }
 
     /// Heap bytes the structure holds with `timers` live timers, less what an empty one holds,
-    /// per timer. The keys are the caller's and are allocated before the first reading.
+    /// per timer. The keys are the caller's and are allocated before the first reading. Counted
+    /// on this thread only, so other threads' allocations (parallel tests) don't blur it.
     fn sample(&mut self) -> Result<Sample, CliError> {
         let empty = {
-            let before = alloc_counter::live_bytes();
+            let before = alloc_counter::thread_live_bytes();
             let imp = I::build(0)?;
-            alloc_counter::live_bytes()
-                .saturating_sub(before)
-                .saturating_sub(imp.environment_bytes())
+            alloc_counter::thread_bytes_since(before).saturating_sub(imp.environment_bytes())
         };
         let mut keys = Vec::with_capacity(self.timers);
-        let before = alloc_counter::live_bytes();
+        let before = alloc_counter::thread_live_bytes();
         let mut imp = I::build(self.hint)?;
         imp.within(|imp| {
             for i in 0..self.timers {
@@ -500,9 +499,7 @@ impl<I: TimerImpl> SampleRunner for Memory<I> {
                 keys.push(imp.insert(tick, tick));
             }
         });
-        let after = alloc_counter::live_bytes();
-        let bytes = after
-            .saturating_sub(before)
+        let bytes = alloc_counter::thread_bytes_since(before)
             .saturating_sub(imp.environment_bytes())
             .saturating_sub(empty);
         let lost = self.timers.abs_diff(imp.len());
@@ -516,5 +513,67 @@ impl<I: TimerImpl> SampleRunner for Memory<I> {
             0,
             lost as u64,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    use super::*;
+
+    fn memory<I: TimerImpl>(presized: bool) -> Memory<I> {
+        let mut rng = SmallRng::seed_from_u64(7);
+        Memory {
+            timers: 1000,
+            hint: if presized { 1000 } else { 0 },
+            delays: Rc::new(Pool::new(&mut rng, 1..=EXPIRE_MAX_DELAY)),
+            imp: PhantomData,
+        }
+    }
+
+    fn bytes_per_timer<I: TimerImpl>(presized: bool) -> f64 {
+        let sample = memory::<I>(presized).sample().expect("memory sample");
+        assert_eq!(sample.lost, 0);
+        sample.values[0]
+    }
+
+    /// ticktock's and DelayQueue's bytes per timer, presized then grown.
+    fn readings() -> Vec<f64> {
+        [true, false]
+            .into_iter()
+            .flat_map(|presized| {
+                [
+                    bytes_per_timer::<Ticktock>(presized),
+                    bytes_per_timer::<DelayQueuePeer>(presized),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn memory_readings_ignore_other_threads_allocating_and_freeing_meanwhile() {
+        let quiet = readings();
+        assert!(quiet.iter().all(|&bytes| bytes > 0.0), "{quiet:?}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let churn = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // Big blocks held briefly: a process-wide count would swing by a MiB at a time.
+                while !stop.load(Ordering::Relaxed) {
+                    let block = vec![1u8; 1 << 20];
+                    drop(std::hint::black_box(block));
+                }
+            })
+        };
+        for _ in 0..5 {
+            assert_eq!(readings(), quiet);
+        }
+        stop.store(true, Ordering::Relaxed);
+        churn.join().expect("the churning thread stops");
     }
 }

@@ -44,13 +44,13 @@ impl TimerImpl for DelayQueuePeer {
     type Key = Key;
 
     fn build(capacity: usize) -> Result<Self, CliError> {
-        let before = alloc_counter::live_bytes();
+        let before = alloc_counter::thread_live_bytes();
         let runtime = Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build()
             .map_err(CliError::Runtime)?;
-        let runtime_bytes = alloc_counter::live_bytes().saturating_sub(before);
+        let runtime_bytes = alloc_counter::thread_bytes_since(before);
         // The queue reads its start instant from the runtime's (paused) clock.
         let (queue, base) = {
             let _context = runtime.enter();

@@ -17,6 +17,7 @@ mod rearm;
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use ticktock::{TimerHandle, TimerService, TimerServiceBuilder};
@@ -121,13 +122,20 @@ pub enum CpuReading {
 }
 
 impl CpuReading {
-    /// Reads the clock.
+    /// Reads the clock. The source is chosen once per process, at the first reading, so any
+    /// two readings can be subtracted.
     pub fn now() -> Result<Self, CliError> {
-        match schedstat_per_thread() {
-            Ok(threads) => Ok(Self::PerThread(threads)),
-            Err(_) => stat_cpu_time()
+        static PER_THREAD: OnceLock<bool> = OnceLock::new();
+        let per_thread = *PER_THREAD
+            .get_or_init(|| schedstat_per_thread().is_ok_and(|threads| !threads.is_empty()));
+        if per_thread {
+            schedstat_per_thread()
+                .map(Self::PerThread)
+                .map_err(CliError::CpuTime)
+        } else {
+            stat_cpu_time()
                 .map(Self::Process)
-                .map_err(CliError::CpuTime),
+                .map_err(CliError::CpuTime)
         }
     }
 
@@ -163,7 +171,7 @@ impl CpuReading {
                 Duration::from_nanos(nanos)
             }
             (Self::Process(now), Self::Process(then)) => now.saturating_sub(*then),
-            // The source cannot change within a run, short of /proc going away.
+            // `now` picks one source per process, so two readings never mix them.
             _ => Duration::ZERO,
         }
     }
@@ -176,11 +184,10 @@ fn schedstat_per_thread() -> io::Result<HashMap<u64, u64>> {
         let Some(tid) = task.file_name().to_str().and_then(|name| name.parse().ok()) else {
             continue;
         };
-        let text = match std::fs::read_to_string(task.path().join("schedstat")) {
-            Ok(text) => text,
-            // The thread ended since the directory was listed.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(err),
+        // A thread that ends after the directory was listed makes this read fail (with ENOENT
+        // or ESRCH, depending on how far it got): it has no CPU time left to count.
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
         };
         threads.insert(tid, parse_field(text.split_whitespace().next())?);
     }
@@ -241,5 +248,41 @@ mod tests {
         // CPU for most of the 40 ms (2 cores; the VM may steal some).
         assert!(used >= Duration::from_millis(15), "{used:?}");
         assert!(stat_used >= Duration::from_millis(10), "{stat_used:?}");
+    }
+
+    #[test]
+    fn readings_keep_one_source_and_count_while_threads_come_and_go() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let first = CpuReading::now().expect("cpu time");
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawner = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::spawn(|| burn(Duration::from_micros(50)))
+                        .join()
+                        .expect("short thread");
+                }
+            })
+        };
+        let mut previous = first.clone();
+        let mut counted = Duration::ZERO;
+        for _ in 0..200 {
+            burn(Duration::from_micros(200));
+            let reading = CpuReading::now().expect("cpu time");
+            assert_eq!(
+                std::mem::discriminant(&reading),
+                std::mem::discriminant(&first)
+            );
+            counted += reading.since(&previous);
+            previous = reading;
+        }
+        stop.store(true, Ordering::Relaxed);
+        spawner.join().expect("spawner");
+        // 200 readings after 200 µs of spinning each: at least 40 ms of this thread's own CPU
+        // (less what the VM steals), in 10 ms ticks at worst.
+        assert!(counted >= Duration::from_millis(20), "{counted:?}");
     }
 }

@@ -351,7 +351,7 @@ fn notes(config: &Config, workload: Workload) -> Vec<String> {
             format!("{heap}: a reset marks the old entry dead and pushes a new one (compacted with `retain` once dead entries outnumber live ones)."),
         ],
         Workload::Memory => vec![
-            "bytes = heap bytes the structure holds with the timers in it, less what the same structure holds empty (its fixed part, e.g. ticktock-wheel's 6.5 KiB of slot-list sentinels), divided by the timer count (counted by a global allocator); inline sizes and the caller's keys (8 bytes each for every implementation) are not included.".to_owned(),
+            "bytes = heap bytes the structure holds with the timers in it, less what the same structure holds empty (its fixed part, e.g. ticktock-wheel's 6.5 KiB of slot-list sentinels), divided by the timer count (counted by a global allocator, on the measuring thread only); inline sizes and the caller's keys (8 bytes each for every implementation) are not included.".to_owned(),
             format!("with_capacity: `TimerWheel::with_capacity`, `DelayQueue::with_capacity`, `BinaryHeap`/`Vec::with_capacity` for {heap}, and for {nexus} a slab chunk of that many entries; from empty: no hint ({nexus}: chunks of 4096)."),
             format!("{dq}: the tokio runtime's own allocations are not counted."),
         ],

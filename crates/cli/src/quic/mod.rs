@@ -260,7 +260,7 @@ pub fn check(results: &[QuicResult]) -> Result<(), CliError> {
         if errors > 0 {
             return fail(format!(
                 "{errors} streams or connections failed (first: {})",
-                r.first_error.as_deref().unwrap_or("on the server")
+                r.first_error.as_deref().unwrap_or("clients still running")
             ));
         }
     }
@@ -413,11 +413,9 @@ fn run_one(
         client_packets_sent: load(&tally.packets_sent),
         client_packets_lost: load(&tally.packets_lost),
         errors: load(&tally.errors),
-        first_error: tally
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|first| first.clone()),
+        first_error: [&tally.first_error, &measured.server.first_error]
+            .into_iter()
+            .find_map(|first| first.lock().ok().and_then(|first| first.clone())),
         server_stream_errors: load(&measured.server.stream_errors),
         server_abnormal_ends: load(&measured.server.abnormal_ends)
             + load(&measured.server.handshake_failures),

@@ -53,7 +53,7 @@ pub struct QuicResult {
     pub client_packets_lost: u64,
     /// Client streams or connections that failed, handshakes included (must be 0).
     pub errors: u64,
-    /// The first such failure.
+    /// The first failure: the clients' first if they had one, else the server's.
     pub first_error: Option<String>,
     /// Server streams that failed (must be 0).
     pub server_stream_errors: u64,

@@ -1,7 +1,7 @@
 //! The echo server: accepts every connection and echoes each bidirectional stream back.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use quinn::{ConnectionError, Endpoint};
 
@@ -14,6 +14,20 @@ pub struct ServerCounts {
     pub stream_errors: AtomicU64,
     /// Connections that ended other than by the client's close or an idle timeout.
     pub abnormal_ends: AtomicU64,
+    /// What the first of those failures was, to print.
+    pub first_error: Mutex<Option<String>>,
+}
+
+impl ServerCounts {
+    /// Counts one failure in `counter` and keeps its description if it is the server's first.
+    fn failed(&self, counter: &AtomicU64, what: impl FnOnce() -> String) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock()
+            && first.is_none()
+        {
+            *first = Some(what());
+        }
+    }
 }
 
 /// Serves until the endpoint is closed. `max_message` bounds one request.
@@ -21,9 +35,14 @@ pub async fn serve(endpoint: Endpoint, max_message: usize, counts: Arc<ServerCou
     while let Some(incoming) = endpoint.accept().await {
         let counts = Arc::clone(&counts);
         tokio::spawn(async move {
-            let Ok(connection) = incoming.await else {
-                counts.handshake_failures.fetch_add(1, Ordering::Relaxed);
-                return;
+            let connection = match incoming.await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    counts.failed(&counts.handshake_failures, || {
+                        format!("server handshake: {error}")
+                    });
+                    return;
+                }
             };
             let end = loop {
                 match connection.accept_bi().await {
@@ -32,13 +51,16 @@ pub async fn serve(endpoint: Endpoint, max_message: usize, counts: Arc<ServerCou
                         // A task per stream, as a server would: one slow stream holds up no other.
                         tokio::spawn(async move {
                             let echoed = match recv.read_to_end(max_message).await {
-                                Ok(data) => {
-                                    send.write_all(&data).await.is_ok() && send.finish().is_ok()
-                                }
-                                Err(_) => false,
+                                Ok(data) => match send.write_all(&data).await {
+                                    Ok(()) => send.finish().map_err(|e| format!("finish: {e}")),
+                                    Err(e) => Err(format!("write: {e}")),
+                                },
+                                Err(e) => Err(format!("read: {e}")),
                             };
-                            if !echoed {
-                                counts.stream_errors.fetch_add(1, Ordering::Relaxed);
+                            if let Err(error) = echoed {
+                                counts.failed(&counts.stream_errors, || {
+                                    format!("server stream {error}")
+                                });
                             }
                         });
                     }
@@ -51,8 +73,33 @@ pub async fn serve(endpoint: Endpoint, max_message: usize, counts: Arc<ServerCou
                     | ConnectionError::TimedOut
                     | ConnectionError::LocallyClosed
             ) {
-                counts.abnormal_ends.fetch_add(1, Ordering::Relaxed);
+                counts.failed(&counts.abnormal_ends, || {
+                    format!("server connection ended: {end}")
+                });
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_counts_and_the_first_description_is_kept() {
+        let counts = ServerCounts::default();
+        counts.failed(&counts.abnormal_ends, || {
+            "server connection ended: reset".into()
+        });
+        counts.failed(&counts.stream_errors, || "server stream read: reset".into());
+        counts.failed(&counts.stream_errors, || {
+            unreachable!("only the first is described")
+        });
+        assert_eq!(counts.abnormal_ends.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.stream_errors.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            counts.first_error.lock().expect("not poisoned").as_deref(),
+            Some("server connection ended: reset")
+        );
     }
 }

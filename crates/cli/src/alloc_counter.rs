@@ -1,25 +1,25 @@
-//! A global allocator that counts live heap bytes, for the `memory` workload.
+//! A global allocator that counts each thread's live heap bytes, for the `memory` workload and
+//! `simulate`'s bytes per connection.
 //!
 //! Timer structures don't report their heap use in a common way (and some, like DelayQueue,
 //! don't report it at all), so the benchmark measures it from outside: every allocation of the
-//! process goes through [`CountingAlloc`], which forwards to [`System`] and keeps a running total
-//! of the bytes currently allocated, for the whole process and for each thread. The difference of
-//! [`live_bytes`] before and after filling a structure is what that structure holds.
+//! process goes through [`CountingAlloc`], which forwards to [`System`] and keeps, per thread, the
+//! bytes that thread allocated less the bytes it freed. The difference of two
+//! [`thread_live_bytes`] readings around filling a structure is what that structure holds.
 //!
-//! The process-wide total moves with every thread's allocations (a tokio worker's, or another
-//! test's when tests run in parallel), so a reading taken around work done on one thread uses
-//! [`thread_live_bytes`]: what this thread allocated less what it freed. A block freed by a
-//! thread other than the one that allocated it moves both threads' counts, so that reading is
-//! only exact for work that allocates and frees on its own thread, as the `memory` workload does.
+//! The count is per thread because a process-wide one moves with every thread's allocations (a
+//! tokio worker winding down, another test when tests run in parallel) and misreads by as much.
+//! A block freed by a thread other than the one that allocated it moves both threads' counts,
+//! so a reading is only exact for work that allocates on the measuring thread and frees nothing
+//! of another's, as the workloads it measures do.
 //!
 //! This is the only module of the crate that may use `unsafe`: implementing [`GlobalAlloc`] is
 //! an `unsafe impl` by definition. Each method only forwards its arguments unchanged to
-//! [`System`] and adjusts a relaxed atomic counter, so it upholds exactly the contract
-//! `System` upholds.
+//! [`System`] and adjusts a thread-local counter, so it upholds exactly the contract `System`
+//! upholds.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 thread_local! {
     // Const-initialised and without a destructor, so reaching it never allocates (which would
@@ -34,47 +34,30 @@ fn count_on_thread(delta: isize) {
     let _ = THREAD_LIVE.try_with(|live| live.set(live.get().wrapping_add(delta)));
 }
 
-/// Forwards to [`System`] and counts the bytes currently allocated through it (in total here, and
-/// per thread in a thread-local shared by every instance).
+/// Forwards to [`System`] and counts, per thread, the bytes allocated through it and not freed.
 #[derive(Debug)]
-pub struct CountingAlloc {
-    live: AtomicUsize,
-}
+pub struct CountingAlloc;
 
 impl CountingAlloc {
-    /// A counter at zero.
-    pub const fn new() -> Self {
-        Self {
-            live: AtomicUsize::new(0),
-        }
-    }
-
-    /// Bytes allocated through this allocator and not yet freed.
-    pub fn live_bytes(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
-    }
-
-    fn grew(&self, bytes: usize) {
-        self.live.fetch_add(bytes, Ordering::Relaxed);
+    fn grew(bytes: usize) {
         count_on_thread(bytes as isize);
     }
 
-    fn shrank(&self, bytes: usize) {
-        self.live.fetch_sub(bytes, Ordering::Relaxed);
+    fn shrank(bytes: usize) {
         count_on_thread((bytes as isize).wrapping_neg());
     }
 }
 
 // SAFETY: every method forwards its arguments unchanged to `System`, which implements
 // `GlobalAlloc` correctly, and returns `System`'s result unchanged; the counter updates touch no
-// memory handed to callers and cannot unwind.
+// memory handed to callers, never allocate and cannot unwind.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract (non-zero size), which is
         // exactly `System::alloc`'s.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
-            self.grew(layout.size());
+            Self::grew(layout.size());
         }
         ptr
     }
@@ -83,7 +66,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: same contract as `alloc`, forwarded unchanged.
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            self.grew(layout.size());
+            Self::grew(layout.size());
         }
         ptr
     }
@@ -92,7 +75,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // SAFETY: `ptr` was allocated by this allocator, i.e. by `System`, with `layout`, as the
         // caller guarantees.
         unsafe { System.dealloc(ptr, layout) };
-        self.shrank(layout.size());
+        Self::shrank(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -101,20 +84,15 @@ unsafe impl GlobalAlloc for CountingAlloc {
         let new_ptr = unsafe { System.realloc(ptr, layout, new_size) };
         if !new_ptr.is_null() {
             // On failure the old block stays allocated and the count stays as it was.
-            self.grew(new_size);
-            self.shrank(layout.size());
+            Self::grew(new_size);
+            Self::shrank(layout.size());
         }
         new_ptr
     }
 }
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc::new();
-
-/// Heap bytes the whole process holds right now (allocated and not freed).
-pub fn live_bytes() -> usize {
-    GLOBAL.live_bytes()
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Bytes the calling thread has allocated less the bytes it has freed, since it started. Only
 /// differences of two readings on the same thread mean anything; see the [module docs](self).
@@ -130,63 +108,37 @@ pub fn thread_bytes_since(before: isize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
 
-    /// Held by the tests that move the process-wide count by 64 MiB, so they don't see each
-    /// other's blocks.
-    static BIG_BLOCKS: Mutex<()> = Mutex::new(());
-
     #[test]
-    fn a_private_counter_follows_alloc_realloc_and_dealloc() {
-        let counter = CountingAlloc::new();
+    fn a_private_instance_counts_alloc_realloc_and_dealloc_on_this_thread() {
+        let counter = CountingAlloc;
+        let before = thread_live_bytes();
         let layout = Layout::from_size_align(1000, 8).expect("valid layout");
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { counter.alloc(layout) };
         assert!(!ptr.is_null());
-        assert_eq!(counter.live_bytes(), 1000);
+        assert_eq!(thread_live_bytes() - before, 1000);
         // SAFETY: `ptr` came from `counter` with `layout`; 4000 is a valid size for align 8.
         let ptr = unsafe { counter.realloc(ptr, layout, 4000) };
         assert!(!ptr.is_null());
-        assert_eq!(counter.live_bytes(), 4000);
+        assert_eq!(thread_live_bytes() - before, 4000);
         let grown = Layout::from_size_align(4000, 8).expect("valid layout");
         // SAFETY: `ptr` is the live block of `grown`'s size that `realloc` returned.
         unsafe { counter.dealloc(ptr, grown) };
-        assert_eq!(counter.live_bytes(), 0);
+        assert_eq!(thread_live_bytes(), before);
         // SAFETY: the layout has a non-zero size.
         let zeroed = unsafe { counter.alloc_zeroed(layout) };
         assert!(!zeroed.is_null());
-        assert_eq!(counter.live_bytes(), 1000);
+        assert_eq!(thread_bytes_since(before), 1000);
         // SAFETY: `zeroed` came from `counter` with `layout`.
         unsafe { counter.dealloc(zeroed, layout) };
-        assert_eq!(counter.live_bytes(), 0);
-    }
-
-    #[test]
-    fn the_global_counter_sees_a_large_vec() {
-        // Other tests run on other threads and allocate too, so only check that a 64 MiB block
-        // shows up (far more than the other tests hold, except the one that also takes BIG_BLOCKS)
-        // and goes away again.
-        const SIZE: usize = 64 << 20;
-        let _alone = BIG_BLOCKS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let before = live_bytes();
-        let block = vec![1u8; SIZE];
-        let during = live_bytes();
-        assert!(during >= before + SIZE / 2, "{before} -> {during}");
-        drop(std::hint::black_box(block));
-        let after = live_bytes();
-        assert!(after + SIZE / 2 <= during, "{during} -> {after}");
+        assert_eq!(thread_bytes_since(before), 0);
     }
 
     #[test]
     fn a_thread_counts_its_own_blocks_and_not_another_threads() {
         const SIZE: usize = 64 << 20;
-        let _alone = BIG_BLOCKS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let before = thread_live_bytes();
         let (block, on_other) = std::thread::spawn(|| {
             let before = thread_live_bytes();

@@ -134,14 +134,16 @@ fn resident_bytes(field: &str) -> u64 {
 /// with every connection's deadline set (its table and wheel, and a one-shard service, are
 /// counted), for ticktock-tasks a `LayeredTimeouts` with its registration filed in the wheel
 /// of a one-shard service sized for them, for tokio five boxed `Sleep`s, each registered
-/// (tokio's wheel is the runtime's and not counted).
+/// (tokio's wheel is the runtime's and not counted). Every one of those allocations is made on
+/// the calling thread (a timer is filed in its shard's wheel by the thread that arms it), so
+/// only this thread's are counted: other threads' (a parallel test's) don't blur the figure.
 fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
     const COUNT: usize = 10_000;
     let noop = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(noop);
     let (heap, inline) = match backend {
         Backend::Ticktock => {
-            let reserved = crate::alloc_counter::live_bytes();
+            let reserved = crate::alloc_counter::thread_live_bytes();
             let service = TimerService::builder()
                 .clock(Clock::System)
                 .shards(1)
@@ -154,7 +156,7 @@ fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
                 // Shutdown is impossible here: the service is alive.
                 timers.set_deadline(connection, Some(deadline)).ok();
             }
-            let heap = crate::alloc_counter::live_bytes().saturating_sub(reserved);
+            let heap = crate::alloc_counter::thread_bytes_since(reserved);
             drop(timers);
             (
                 heap,
@@ -163,7 +165,7 @@ fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
         }
         Backend::TicktockTasks => {
             let mut all: Vec<ticktock::LayeredTimeouts> = Vec::with_capacity(COUNT);
-            let reserved = crate::alloc_counter::live_bytes();
+            let reserved = crate::alloc_counter::thread_live_bytes();
             let service = TimerService::builder()
                 .clock(Clock::System)
                 .shards(1)
@@ -175,14 +177,14 @@ fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
                 let _ = timeouts.poll_timeouts(&mut cx);
                 all.push(timeouts);
             }
-            let heap = crate::alloc_counter::live_bytes().saturating_sub(reserved);
+            let heap = crate::alloc_counter::thread_bytes_since(reserved);
             drop(all);
             (heap, std::mem::size_of::<ticktock::LayeredTimeouts>())
         }
         Backend::Tokio => {
             let mut all: Vec<[std::pin::Pin<Box<tokio::time::Sleep>>; 5]> =
                 Vec::with_capacity(COUNT);
-            let reserved = crate::alloc_counter::live_bytes();
+            let reserved = crate::alloc_counter::thread_live_bytes();
             for _ in 0..COUNT {
                 let mut sleeps: [std::pin::Pin<Box<tokio::time::Sleep>>; 5] =
                     std::array::from_fn(|_| Box::pin(tokio::time::sleep(Duration::from_secs(60))));
@@ -191,7 +193,7 @@ fn timer_bytes_per_connection(backend: Backend) -> Result<f64, CliError> {
                 }
                 all.push(sleeps);
             }
-            let heap = crate::alloc_counter::live_bytes().saturating_sub(reserved);
+            let heap = crate::alloc_counter::thread_bytes_since(reserved);
             drop(all);
             (
                 heap,

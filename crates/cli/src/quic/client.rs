@@ -14,6 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use tokio::sync::{Semaphore, watch};
 
+use super::FirstError;
 use super::tls::SERVER_NAME;
 
 /// What one client does once the load starts.
@@ -71,16 +72,13 @@ pub struct Tally {
     /// lateness lies between this and `idle_lateness_ms`.
     pub idle_lateness_from_sent_ms: Mutex<Vec<f64>>,
     /// The first error, to print.
-    pub first_error: Mutex<Option<String>>,
+    pub first_error: FirstError,
 }
 
 impl Tally {
     fn error(&self, what: impl FnOnce() -> String) {
-        if self.errors.fetch_add(1, Ordering::Relaxed) == 0
-            && let Ok(mut first) = self.first_error.lock()
-        {
-            *first = Some(what());
-        }
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.first_error.keep(what);
     }
 }
 

@@ -25,8 +25,8 @@ pub mod tls;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use quinn::{Endpoint, EndpointConfig};
@@ -57,6 +57,29 @@ pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(200);
 /// last of them. Timer wake-ups due before that moment that end a connection are then exactly
 /// its idle timeouts (see [`observe`]).
 pub const IDLE_MARGIN: Duration = Duration::from_millis(200);
+
+/// The description of a side's first failure, kept to print (the failures themselves are
+/// counted apart).
+#[derive(Debug, Default)]
+pub struct FirstError(Mutex<Option<String>>);
+
+impl FirstError {
+    /// Keeps `what()` if no failure was kept yet.
+    pub fn keep(&self, what: impl FnOnce() -> String) {
+        let mut first = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(what());
+        }
+    }
+
+    /// The first failure's description, if there was one.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 /// Whose runtime quinn runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -413,9 +436,10 @@ fn run_one(
         client_packets_sent: load(&tally.packets_sent),
         client_packets_lost: load(&tally.packets_lost),
         errors: load(&tally.errors),
-        first_error: [&tally.first_error, &measured.server.first_error]
-            .into_iter()
-            .find_map(|first| first.lock().ok().and_then(|first| first.clone())),
+        first_error: tally
+            .first_error
+            .get()
+            .or_else(|| measured.server.first_error.get()),
         server_stream_errors: load(&measured.server.stream_errors),
         server_abnormal_ends: load(&measured.server.abnormal_ends)
             + load(&measured.server.handshake_failures),

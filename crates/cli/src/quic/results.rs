@@ -359,10 +359,7 @@ pub fn write_table(
         ),
         (
             "closing wake-up lateness max (µs)",
-            |r| {
-                let max = r.timer.closing_wake_max_us;
-                (format!("{max:.0}"), max)
-            },
+            |r| micros(r.timer.closing_wake_max_us),
             Ratio::Plain,
         ),
         (
@@ -377,10 +374,7 @@ pub fn write_table(
         ),
         (
             "  idle timeout lateness max (µs)",
-            |r| {
-                let max = r.timer.idle_timeout_wake_max_us;
-                (format!("{max:.0}"), max)
-            },
+            |r| micros(r.timer.idle_timeout_wake_max_us),
             Ratio::Plain,
         ),
         (
@@ -483,6 +477,11 @@ pub fn write_table(
 
 fn count(n: u64) -> (String, f64) {
     (thousands(n), n as f64)
+}
+
+/// Microseconds, shown whole.
+fn micros(us: f64) -> (String, f64) {
+    (format!("{us:.0}"), us)
 }
 
 /// Two counts shown as "a / b"; the first is the one compared.

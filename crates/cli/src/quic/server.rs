@@ -1,9 +1,11 @@
 //! The echo server: accepts every connection and echoes each bidirectional stream back.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use quinn::{ConnectionError, Endpoint};
+
+use super::FirstError;
 
 /// What the server saw go wrong (a healthy run has zeros).
 #[derive(Debug, Default)]
@@ -15,18 +17,14 @@ pub struct ServerCounts {
     /// Connections that ended other than by the client's close or an idle timeout.
     pub abnormal_ends: AtomicU64,
     /// What the first of those failures was, to print.
-    pub first_error: Mutex<Option<String>>,
+    pub first_error: FirstError,
 }
 
 impl ServerCounts {
     /// Counts one failure in `counter` and keeps its description if it is the server's first.
     fn failed(&self, counter: &AtomicU64, what: impl FnOnce() -> String) {
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut first) = self.first_error.lock()
-            && first.is_none()
-        {
-            *first = Some(what());
-        }
+        self.first_error.keep(what);
     }
 }
 
@@ -98,7 +96,7 @@ mod tests {
         assert_eq!(counts.abnormal_ends.load(Ordering::Relaxed), 1);
         assert_eq!(counts.stream_errors.load(Ordering::Relaxed), 2);
         assert_eq!(
-            counts.first_error.lock().expect("not poisoned").as_deref(),
+            counts.first_error.get().as_deref(),
             Some("server connection ended: reset")
         );
     }

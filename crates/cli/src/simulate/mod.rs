@@ -711,15 +711,8 @@ mod tests {
         }
     }
 
-    /// Held by each test that runs the simulation: the allocator count behind the bytes per
-    /// connection is process-wide, so two runs at once would skew each other's.
-    static RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    /// Runs every backend on `config`, one test at a time.
-    fn run_alone(config: &SimConfig) -> Vec<SimResult> {
-        let _alone = RUNS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Runs every backend on `config`.
+    fn run_every_backend(config: &SimConfig) -> Vec<SimResult> {
         let backends = [Backend::Ticktock, Backend::TicktockTasks, Backend::Tokio];
         run(config, &backends, false).expect("run")
     }
@@ -774,7 +767,7 @@ mod tests {
     #[test]
     fn every_backend_runs_the_same_paced_traffic_with_figures_that_add_up() {
         let config = tiny();
-        let results = run_alone(&config);
+        let results = run_every_backend(&config);
         check(&config, &results);
         let results = [results[0].clone(), results[2].clone()];
         let mut table = Vec::new();
@@ -794,7 +787,7 @@ mod tests {
     fn every_backend_runs_a_saturated_load_with_figures_that_add_up() {
         let mut config = tiny();
         config.traffic.packet_rate = None;
-        let results = run_alone(&config);
+        let results = run_every_backend(&config);
         check(&config, &results);
         // The endpoints handle every packet they draw; the tasks' wake-ups may coalesce.
         assert_eq!(results[0].packets, results[0].packets_offered);
